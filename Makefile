@@ -1,0 +1,55 @@
+# Start here. `make run` runs the pipeline on the bundled sample images; `make test` runs the tests.
+# Both create .venv by themselves on a fresh machine (Python 3.11, packages from PyPI).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REQS := requirements/all.txt requirements/dev.txt layers/common/requirements.txt gpu_task/requirements.txt
+
+.PHONY: help venv test test-fast lint format build deploy validate clean
+
+help:
+	@echo "make run      run the pipeline on the bundled sample images (local engine, no AWS)"
+	@echo "make test     run all tests"
+	@echo "make lint     ruff, mypy, cfn-lint, statelint, sam validate --lint"
+	@echo "make build    sam build"
+	@echo "make deploy   sam deploy (ENV=dev or ENV=prod, see samconfig.toml)"
+
+$(STAMP): $(REQS)
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/all.txt
+	touch $@
+
+venv: $(STAMP)
+
+# Tests run offline: fake credentials and a region, so nothing can ever reach a real account.
+test: $(STAMP)
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
+	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/common/wildlife_common functions
+	$(BIN)/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 $(BIN)/sam validate --lint --template template.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+ENV ?= dev
+build: $(STAMP)
+	$(BIN)/sam build --config-env $(ENV)
+
+deploy: build
+	$(BIN)/sam deploy --config-env $(ENV)
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""Turn a Step Functions error into a cause a person understands, and record it in the run folder.
+
+Causes arrive in three shapes: a Lambda error (JSON with ``errorType`` and ``errorMessage``), a
+failed Batch job (the job description as JSON: ``StatusReason``, ``Attempts[].Container``), and
+the Map's own errors (``States.ExceedToleratedFailureThreshold``). The console shows the cause
+we return, so it names the shard, the reason and where the logs are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from wildlife_common import storage
+from wildlife_common.errors import PipelineError
+from wildlife_common.planning import _committed, now, resolve_run
+
+log = logging.getLogger(__name__)
+
+# Step Functions caps a Fail state's cause at 32,768 characters; keep well inside it.
+MAX_CAUSE = 8000
+
+
+def _batch_cause(job: dict[str, Any]) -> str:
+    name = job.get("JobName", "a Batch job")
+    parts = [f"{name} failed: {job.get('StatusReason') or 'no reason given'}"]
+    attempts = job.get("Attempts") or []
+    if attempts:
+        last = attempts[-1].get("Container", {})
+        if last.get("ExitCode") is not None:
+            parts.append(f"exit code {last['ExitCode']}")
+        if last.get("Reason"):
+            parts.append(f"container: {last['Reason']}")
+        if last.get("LogStreamName"):
+            parts.append(f"log stream {last['LogStreamName']}")
+        parts.append(f"after {len(attempts)} attempt(s)")
+    return "; ".join(parts)
+
+
+def readable_cause(error: str, cause: str | None) -> str:
+    """One paragraph from a raw Step Functions cause (JSON or text)."""
+    if not cause:
+        return error
+    try:
+        data = json.loads(cause)
+    except (TypeError, ValueError):
+        return cause[:MAX_CAUSE]
+    if isinstance(data, dict):
+        if "errorMessage" in data:
+            return f"{data.get('errorType', error)}: {data['errorMessage']}"[:MAX_CAUSE]
+        if "JobName" in data or "StatusReason" in data:
+            return _batch_cause(data)[:MAX_CAUSE]
+    return cause[:MAX_CAUSE]
+
+
+def _missing_shards(run_uri: str, stage: str) -> list[str]:
+    listed = storage.read_json(storage.join(run_uri, stage, "shards.json"))
+    done = _committed_from_uri(run_uri, stage)
+    return [ref["shard"] for ref in listed if ref["shard"] not in done]
+
+
+def _committed_from_uri(run_uri: str, stage: str) -> set[str]:
+    from wildlife_common.layout import RunLayout
+
+    return set(_committed(RunLayout(run_uri), stage))
+
+
+def record_failure(
+    raw_input: Any, execution_name: str | None, error: dict[str, Any], default_output: str | None
+) -> dict[str, str]:
+    """Explain why a run failed and write ``final/failure.json`` when the run folder is known.
+
+    Returns:
+        ``{"Error": ..., "Cause": ...}`` for the Fail state.
+    """
+    name = str(error.get("Error") or "States.Runtime")
+    cause = readable_cause(name, error.get("Cause"))
+    run_uri = None
+    try:
+        config, layout = resolve_run(raw_input, execution_name, default_output)
+        run_uri = layout.run_uri
+    except PipelineError as problem:  # the config itself was the problem; nothing to write to
+        log.info("no run folder to record the failure in: %s", problem)
+    if run_uri and name == "States.ExceedToleratedFailureThreshold":
+        for stage, label in (("stage2", "classification"), ("stage1", "detection")):
+            try:
+                missing = _missing_shards(run_uri, stage)
+            except (FileNotFoundError, storage.InputNotFound):
+                continue
+            if missing:
+                tolerated = config.tolerated_failure_percentage
+                cause = (
+                    f"{len(missing)} {label} shard(s) failed, more than the tolerated {tolerated}%: "
+                    f"{', '.join(missing[:50])}{' …' if len(missing) > 50 else ''}. Their Batch job logs say why; "
+                    f"start the run again with the same run_id to retry only these shards."
+                )
+                break
+    if run_uri:
+        try:
+            storage.write_json(
+                storage.join(run_uri, "final", "failure.json"),
+                {"error": name, "cause": cause, "raw_cause": error.get("Cause"), "failed": now()},
+            )
+        except Exception as problem:  # recording is best effort: never hide the original cause
+            log.warning("could not write failure.json: %s", problem)
+    return {"Error": name, "Cause": cause}

@@ -1,0 +1,346 @@
+"""Materialize: merge the committed shards of a run into the tables users read.
+
+Writes ``final/detections.parquet`` (one row per detection, empty image or failed image),
+``final/megadetector.json`` (format 1.6, for Timelapse) and ``final/summary.json`` (counts, failed
+shards, timings, cost). Memory stays bounded: one detection shard and one classification shard
+are in memory at a time, and both outputs are streamed to files before they are stored.
+
+Every input image ends in the table exactly once. Images of a shard that never committed (its
+job failed beyond its retries) get a failure row that names the shard, and the shard is listed in
+the summary; re-running the run id processes it again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from wildlife_common import costs, storage
+from wildlife_common.config import RunConfig
+from wildlife_common.errors import RunIntegrityError
+from wildlife_common.incremental import IndexWriter
+from wildlife_common.layout import RunLayout
+from wildlife_common.megadetector import MegaDetectorWriter, detection_entry
+from wildlife_common.planning import _committed, load_run, now
+from wildlife_common.provenance import code_version, input_id
+from wildlife_common.schema import DETECTION_SCHEMA, SPECIES_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    """Counts gathered while the shards stream past."""
+
+    images: int = 0
+    with_detections: int = 0
+    empty: int = 0
+    failed: int = 0
+    rows: int = 0
+    detections: int = 0
+    above_threshold: Counter[str] = field(default_factory=Counter)
+    images_above_threshold: int = 0
+    species: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+def _read_parquet(uri: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+
+
+def _failed_shard_rows(config: RunConfig, layout: RunLayout, shard: str, reason: str) -> pa.Table:
+    """One failure row per image of a shard that never committed, so no image goes missing."""
+    manifest = storage.read_json(layout.shard_manifest("stage1", shard))
+    images = manifest["images"]
+    n = len(images)
+    return pa.table(
+        {
+            "image": [i["image"] for i in images],
+            "image_uri": [i["uri"] for i in images],
+            "image_etag": [i.get("etag") for i in images],
+            "failure": [reason] * n,
+            "run_id": [config.run_id] * n,
+            "shard": [shard] * n,
+        }
+    )
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """Put a shard's table into the final schema: missing columns become nulls, order fixed."""
+    columns = []
+    for schema_field in DETECTION_SCHEMA:
+        if schema_field.name in table.column_names:
+            columns.append(table.column(schema_field.name).cast(schema_field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, schema_field.type))
+    return pa.Table.from_arrays(columns, schema=DETECTION_SCHEMA)
+
+
+class SpeciesSource:
+    """Species of the crops of a detection shard, from the committed classification shard that covers it."""
+
+    def __init__(self, layout: RunLayout, stage2: dict[str, dict[str, Any]]) -> None:
+        self._layout = layout
+        self._owner = {s: cid for cid, marker in stage2.items() for s in marker.get("stage1_shards", [])}
+        self._loaded: tuple[str, pa.Table] | None = None
+
+    def covers(self, shard: str) -> bool:
+        return shard in self._owner
+
+    def for_shard(self, shard: str) -> dict[tuple[str, int], dict[str, Any]]:
+        """(image, detection) → species columns, for one detection shard."""
+        cid = self._owner[shard]
+        if self._loaded is None or self._loaded[0] != cid:
+            # One classification shard in memory at a time: it covers consecutive detection shards.
+            self._loaded = (cid, _read_parquet(self._layout.results("stage2", cid)))
+        table = self._loaded[1]
+        mask = pc.equal(table.column("shard"), shard)
+        rows = table.filter(mask).to_pylist()
+        return {(r["image"], r["detection"]): r for r in rows}
+
+
+def _with_species(table: pa.Table, species: dict[tuple[str, int], dict[str, Any]]) -> pa.Table:
+    images = table.column("image").to_pylist()
+    detections = table.column("detection").to_pylist()
+    found = [species.get((img, det)) if det is not None else None for img, det in zip(images, detections, strict=True)]
+    for name in SPECIES_COLUMNS:
+        index = table.schema.get_field_index(name)
+        values = pa.array([row[name] if row else None for row in found], type=DETECTION_SCHEMA.field(name).type)
+        table = table.set_column(index, name, values)
+    return table
+
+
+def _image_groups(table: pa.Table) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Rows grouped by image, in first-appearance order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        groups.setdefault(row["image"], []).append(row)
+    yield from groups.items()
+
+
+def _md_detections(rows: list[dict[str, Any]], label_ids: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        if row["detection"] is None:
+            continue
+        classes = None
+        if row["top5_species"]:
+            classes = [
+                (label_ids[name], conf)
+                for name, conf in zip(row["top5_species"], row["top5_conf"], strict=True)
+                if name in label_ids
+            ]
+        bbox = (row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"])
+        out.append(detection_entry(row["category"], row["conf"], bbox, classes))
+    return out
+
+
+def _tally_image(tally: Tally, rows: list[dict[str, Any]], threshold: float) -> None:
+    tally.images += 1
+    first = rows[0]
+    if first["failure"] is not None:
+        tally.failed += 1
+        tally.failures[first["failure"].split(":")[0]] += 1
+        return
+    found = [r for r in rows if r["detection"] is not None]
+    if not found:
+        tally.empty += 1
+        return
+    tally.with_detections += 1
+    tally.detections += len(found)
+    above = [r for r in found if r["conf"] >= threshold]
+    if above:
+        tally.images_above_threshold += 1
+    for row in above:
+        tally.above_threshold[row["category"]] += 1
+        if row["species"]:
+            tally.species[row["species"]] += 1
+
+
+def _stage_timing(markers: list[dict[str, Any]], items: int) -> dict[str, Any]:
+    """Wall time from the first job's start to the last job's end, and job-seconds (what is paid)."""
+    if not markers:
+        return {"shards": 0, "job_seconds": 0.0, "wall_seconds": 0.0, "items_per_job_second": None}
+    starts = [m["started"] for m in markers if m.get("started")]
+    ends = [m["finished"] for m in markers if m.get("finished")]
+    job_seconds = sum(float(m.get("seconds") or 0.0) for m in markers)
+    wall = 0.0
+    if starts and ends:
+        from datetime import datetime
+
+        wall = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(min(starts))).total_seconds()
+    return {
+        "shards": len(markers),
+        "job_seconds": round(job_seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "items_per_job_second": round(items / job_seconds, 2) if job_seconds else None,
+    }
+
+
+def materialize(run_uri: str) -> dict[str, Any]:
+    """Merge a run's committed shards into its final outputs.
+
+    Returns:
+        A small result for the state machine: run id, URIs, counts and failed shards.
+
+    Raises:
+        RunIntegrityError: the table does not account for every input image exactly once
+            (the summary is written first, so the numbers can be inspected).
+    """
+    config, layout, record = load_run(run_uri)
+    plan = storage.read_json(storage.join(layout.run_uri, "stage1", "plan.json"))
+    stage1 = _committed(layout, "stage1")
+    stage2 = _committed(layout, "stage2") if config.classify else {}
+    species = SpeciesSource(layout, stage2)
+    labels: list[str] = []
+    if stage2:
+        labels = storage.read_json(storage.join(layout.run_uri, "stage2", "labels.json"))
+    label_ids = {name: str(i) for i, name in enumerate(labels)}
+    detector: str = next((m["detector"] for m in stage1.values() if m.get("detector")), config.detector)
+    classifier = next((m.get("classifier") for m in stage2.values() if m.get("classifier")), None)
+
+    tally = Tally()
+    failed_shards: list[dict[str, str]] = []
+    unclassified: list[str] = []
+    mismatched: list[str] = []
+    planned_images = 0
+    with tempfile.TemporaryDirectory(prefix="materialize-") as work:
+        parquet_path = Path(work, "detections.parquet")
+        md_path = Path(work, "megadetector.json")
+        index = IndexWriter(config.output or "", input_id(storage.as_folder(config.input)), config.run_id or "", work)
+        writer = pq.ParquetWriter(parquet_path, DETECTION_SCHEMA, compression="zstd")
+        with (
+            md_path.open("w") as md_stream,
+            MegaDetectorWriter(
+                md_stream,
+                detector=detector,
+                typical_detection_threshold=config.typical_detection_threshold,
+                completion_time=now(),
+                classifier=classifier,
+                classification_categories=labels or None,
+                extra_info={"run_id": config.run_id, "pipeline_version": code_version()},
+            ) as md,
+        ):
+            for ref in plan:
+                shard = ref["shard"]
+                planned_images += ref["images"]
+                if shard in stage1:
+                    table = _conform(_read_parquet(layout.results("stage1", shard)))
+                    if species.covers(shard):
+                        table = _with_species(table, species.for_shard(shard))
+                    elif config.classify and int(stage1[shard].get("crops", 0)) > 0:
+                        unclassified.append(shard)
+                else:
+                    reason = (
+                        f"shard failed: detection shard {shard} did not finish; run the same run_id again to retry it"
+                    )
+                    failed_shards.append({"stage": "stage1", "shard": shard})
+                    table = _conform(_failed_shard_rows(config, layout, shard, reason))
+                writer.write_table(table)
+                tally.rows += table.num_rows
+                before = tally.images
+                ok_uris, ok_etags = [], []
+                for image, rows in _image_groups(table):
+                    _tally_image(tally, rows, config.typical_detection_threshold)
+                    first = rows[0]
+                    if first["failure"] is not None:
+                        md.add_image(image, None, first["failure"])
+                    else:
+                        md.add_image(image, _md_detections(rows, label_ids))
+                        ok_uris.append(first["image_uri"])
+                        ok_etags.append(first["image_etag"])
+                index.add(ok_uris, ok_etags)
+                if tally.images - before != ref["images"]:
+                    mismatched.append(shard)
+        writer.close()
+        storage.upload_file(parquet_path, layout.detections_parquet)
+        storage.upload_file(md_path, layout.megadetector_json)
+        if not failed_shards and tally.images:
+            index.close()
+
+    failed_shards += [{"stage": "stage2", "shard": s} for s in unclassified]
+    balanced = not mismatched and tally.images == planned_images == tally.with_detections + tally.empty + tally.failed
+    counts = record.get("counts", {})
+    summary = {
+        "run_id": config.run_id,
+        "input": config.input,
+        "status": "succeeded" if not failed_shards and balanced else ("inconsistent" if not balanced else "partial"),
+        "message": _message(config, tally, failed_shards, counts),
+        "images": tally.images,
+        "images_with_detections": tally.with_detections,
+        "images_above_threshold": tally.images_above_threshold,
+        "empty_images": tally.empty,
+        "failed_images": tally.failed,
+        "image_failure_rate": round(tally.failed / tally.images, 6) if tally.images else 0.0,
+        "failure_reasons": dict(tally.failures.most_common()),
+        "balanced": balanced,
+        "planned_images": planned_images,
+        "skipped_images": counts.get("skipped", 0),
+        "not_image_files": counts.get("not_images", 0),
+        "rows": tally.rows,
+        "detections": tally.detections,
+        "typical_detection_threshold": config.typical_detection_threshold,
+        "detections_above_threshold": dict(tally.above_threshold),
+        "species": dict(tally.species.most_common()),
+        "shards": {
+            "stage1": {"planned": len(plan), "committed": len(stage1)},
+            "stage2": {"committed": len(stage2)},
+            "failed": failed_shards,
+            "mismatched": mismatched,
+        },
+        "timings": {
+            "stage1": _stage_timing(list(stage1.values()), sum(int(m.get("images", 0)) for m in stage1.values())),
+            "stage2": _stage_timing(list(stage2.values()), sum(int(m.get("crops", 0)) for m in stage2.values())),
+        },
+        "cost": costs.estimate([*stage1.values(), *stage2.values()], tally.images),
+        "detector": detector,
+        "classifier": classifier,
+        "outputs": {
+            "detections": layout.detections_parquet,
+            "megadetector": layout.megadetector_json,
+            "summary": layout.summary_json,
+        },
+        "finished": now(),
+        "code_version": code_version(),
+    }
+    storage.write_json(layout.summary_json, summary)
+    if not balanced:
+        raise RunIntegrityError(
+            f"run {config.run_id}: {tally.images} images in the table, {planned_images} planned"
+            + (f"; shards whose image count differs from their plan: {', '.join(mismatched)}" if mismatched else "")
+        )
+    return {
+        "run_id": config.run_id,
+        "run_uri": layout.run_uri,
+        "summary": layout.summary_json,
+        "status": summary["status"],
+        "images": tally.images,
+        "failed_images": tally.failed,
+        "detections": tally.detections,
+        "failed_shards": [f"{f['stage']}/{f['shard']}" for f in failed_shards],
+    }
+
+
+def _message(config: RunConfig, tally: Tally, failed: list[dict[str, str]], counts: dict[str, Any]) -> str:
+    """One sentence a person reads first in the summary."""
+    if not tally.images:
+        if counts.get("skipped"):
+            return f"nothing new under {config.input}: all {counts['skipped']} images were processed by earlier runs"
+        return f"no images found under {config.input}"
+    text = (
+        f"{tally.images} images: {tally.images_above_threshold} with detections above "
+        f"{config.typical_detection_threshold}, {tally.failed} failed"
+    )
+    if failed:
+        text += f"; {len(failed)} shard(s) failed: " + ", ".join(f"{f['stage']}/{f['shard']}" for f in failed[:10])
+    return text

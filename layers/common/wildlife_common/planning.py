@@ -1,0 +1,258 @@
+"""Planning: list the input, skip what is done, and cut the rest into shards.
+
+``plan_detection`` is the first state of every run; ``plan_classification`` runs between the
+stages. Both write small manifests to the run folder and return references and counts only, so
+the Step Functions payload stays far below its 256 KB limit whatever the size of the input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from wildlife_common import storage
+from wildlife_common.config import RunConfig, parse_config
+from wildlife_common.errors import ConfigError
+from wildlife_common.images import is_image
+from wildlife_common.incremental import ProcessedImages
+from wildlife_common.layout import RunLayout, classify_shard_id, shard_id
+from wildlife_common.provenance import code_version, input_id
+
+log = logging.getLogger(__name__)
+
+# Settings that change results: a resumed run must keep them, or its table would mix two models.
+RESULT_SETTINGS = (
+    "input",
+    "detector",
+    "detector_classes",
+    "image_size",
+    "detection_threshold",
+    "classifier",
+    "classifier_arch",
+    "classifier_labels",
+    "classification_threshold",
+    "classify_image_size",
+    "shard_size",
+)
+
+
+def now() -> str:
+    """UTC time in ISO 8601, the form every manifest uses."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """One entry of shards.json: what a Map item carries (never the image list)."""
+
+    shard: str
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shard": self.shard, "images": self.images}
+
+
+def resolve_run(raw_config: Any, execution_name: str | None, default_output: str | None) -> tuple[RunConfig, RunLayout]:
+    """Check the configuration and find the run folder (the same answer every time for one run)."""
+    config = parse_config(raw_config, default_run_id=execution_name, default_output=default_output)
+    if not config.output:
+        raise ConfigError("no output given and the pipeline has no bucket configured (PIPELINE_BUCKET)")
+    if not config.run_id:
+        raise ConfigError("no run_id given and no execution name to use instead")
+    return config, RunLayout.for_run(config.output, config.run_id)
+
+
+def _shard_reference(layout: RunLayout, stage: str) -> dict[str, str]:
+    """Where the Map's ItemReader finds shards.json (bucket and key; a path for local runs)."""
+    uri = layout.shards_json(stage)
+    if storage.is_s3(uri):
+        bucket, key = storage.split_s3(uri)
+        return {"bucket": bucket, "key": key}
+    return {"bucket": "", "key": uri}
+
+
+def _check_models(config: RunConfig) -> None:
+    """Fail in the first second, not after the first GPU job starts, when weights are missing."""
+    for key in ("detector", "classifier", "classifier_labels"):
+        uri = getattr(config, key)
+        if uri is None or (key != "detector" and not config.classify):
+            continue
+        try:
+            found = storage.exists(uri)
+        except storage.AccessDenied:
+            # The planner's role may not read the model bucket; the GPU job checks again and fails clearly.
+            log.warning("cannot check %s %s from here (access denied); the GPU job will", key, uri)
+            continue
+        if not found:
+            raise ConfigError(f"{key} not found: {uri}")
+
+
+def _images(config: RunConfig, processed: ProcessedImages | None, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """The input's images as manifest entries, skipping files that are not images or were done before."""
+    root = storage.as_folder(config.input)
+    for info in storage.list_files(root):
+        counts["listed"] += 1
+        if not is_image(info.uri):
+            counts["not_images"] += 1
+            continue
+        if processed is not None and processed.contains(info.uri, info.etag):
+            counts["skipped"] += 1
+            continue
+        yield {"uri": info.uri, "image": storage.relative(info.uri, root), "size": info.size, "etag": info.etag}
+
+
+def _write_shards(config: RunConfig, layout: RunLayout, images: Iterator[dict[str, Any]]) -> list[ShardRef]:
+    """Cut the image stream into shards of ``shard_size``, writing each manifest as it fills."""
+    refs: list[ShardRef] = []
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        sid = shard_id(len(refs))
+        manifest = {"run_id": config.run_id, "stage": "stage1", "shard": sid, "input": config.input, "images": batch}
+        storage.write_json(layout.shard_manifest("stage1", sid), manifest, intermediate=True)
+        refs.append(ShardRef(sid, len(batch)))
+
+    for image in images:
+        batch.append(image)
+        if len(batch) == config.shard_size:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    return refs
+
+
+def _committed(layout: RunLayout, stage: str) -> dict[str, dict[str, Any]]:
+    """Done markers of a stage, by shard id (reads each marker: they are small)."""
+    done = {}
+    try:
+        for info in storage.list_files(layout.results_folder(stage)):
+            if info.uri.endswith(".done.json"):
+                sid = info.uri.rsplit("/", 1)[-1].removesuffix(".done.json")
+                done[sid] = storage.read_json(info.uri)
+    except storage.InputNotFound:  # local run folder not created yet
+        pass
+    return done
+
+
+def _check_resume(stored: dict[str, Any], config: RunConfig) -> None:
+    before = stored.get("config", {})
+    for key in RESULT_SETTINGS:
+        if key in before and before[key] != getattr(config, key):
+            raise ConfigError(
+                f"run {config.run_id} already exists with {key}={before[key]!r}; "
+                f"resume it with the same setting or start a new run_id"
+            )
+
+
+def plan_detection(raw_config: Any, execution_name: str | None, default_output: str | None) -> dict[str, Any]:
+    """Plan stage 1 of a run, or resume one that was planned before.
+
+    A new run lists the input (lazily, page by page), keeps image files, skips images processed by
+    earlier runs when ``incremental`` is set, and writes one manifest per shard, ``plan.json`` (all
+    shards) and ``shards.json`` (the shards this execution processes). A run that exists already
+    keeps its shards and queues only those without a commit marker.
+
+    Returns:
+        The references and counts the state machine routes on (see ``statemachine/``).
+    """
+    config, layout = resolve_run(raw_config, execution_name, default_output)
+    _check_models(config)
+    stored = storage.read_json(layout.run_json) if storage.exists(layout.run_json) else None
+
+    if stored and stored.get("planned"):
+        _check_resume(stored, config)
+        plan = [ShardRef(**ref) for ref in storage.read_json(storage.join(layout.run_uri, "stage1", "plan.json"))]
+        done = _committed(layout, "stage1")
+        pending = [ref for ref in plan if ref.shard not in done]
+        counts = dict(stored.get("counts", {}))
+        record = {**stored, "config": config.to_dict(), "resumed": [*stored.get("resumed", []), now()]}
+        log.info("resuming run %s: %d of %d shards committed", config.run_id, len(done), len(plan))
+    else:
+        record = {
+            "run_id": config.run_id,
+            "config": config.to_dict(),
+            "created": now(),
+            "code_version": code_version(),
+            "planned": False,
+        }
+        storage.write_json(layout.run_json, record)
+        processed = None
+        if config.incremental:
+            processed = ProcessedImages.load(config.output or "", input_id(storage.as_folder(config.input)))
+            log.info("incremental run: %d images processed by earlier runs", len(processed))
+        counts = {"listed": 0, "not_images": 0, "skipped": 0}
+        plan = _write_shards(config, layout, _images(config, processed, counts))
+        counts["images"] = sum(ref.images for ref in plan)
+        storage.write_json(storage.join(layout.run_uri, "stage1", "plan.json"), [r.to_dict() for r in plan])
+        pending = plan
+        record = {**record, "planned": True, "counts": counts, "shards": len(plan)}
+
+    storage.write_json(layout.shards_json("stage1"), [ref.to_dict() for ref in pending], intermediate=True)
+    storage.write_json(layout.run_json, record)
+    return {
+        "run_id": config.run_id,
+        "run_uri": layout.run_uri,
+        "shards": _shard_reference(layout, "stage1"),
+        "shard_count": len(pending),
+        "images": counts.get("images", 0),
+        "pending_images": sum(ref.images for ref in pending),
+        "skipped": counts.get("skipped", 0),
+        "detection_only": not config.classify,
+        "max_concurrency": config.max_concurrency,
+        "tolerated_failure_percentage": config.tolerated_failure_percentage,
+        "materialize_on_batch": counts.get("images", 0) > config.materialize_batch_threshold,
+    }
+
+
+def load_run(run_uri: str) -> tuple[RunConfig, RunLayout, dict[str, Any]]:
+    """The configuration, layout and record of a planned run."""
+    layout = RunLayout(storage.as_folder(run_uri))
+    record = storage.read_json(layout.run_json)
+    return parse_config(record["config"]), layout, record
+
+
+def plan_classification(run: dict[str, Any]) -> dict[str, Any]:
+    """Plan stage 2: group committed detection shards that have crops into classification shards.
+
+    Whole detection shards are grouped in order until a group holds ``classify_shard_crops`` crops,
+    so materialize can join species onto one detection shard at a time. Detection shards already
+    covered by a committed classification shard are left out; the rest are numbered after the
+    highest committed id, so a retried plan writes the same files.
+    """
+    config, layout, _ = load_run(run["run_uri"])
+    stage1 = _committed(layout, "stage1")
+    stage2 = _committed(layout, "stage2") if config.classify else {}
+    covered = {s for marker in stage2.values() for s in marker.get("stage1_shards", [])}
+    next_index = 1 + max((int(sid.removeprefix("c")) for sid in stage2), default=-1)
+
+    groups: list[tuple[list[str], int]] = []
+    current: list[str] = []
+    crops = 0
+    for sid in sorted(stage1) if config.classify else []:
+        shard_crops = int(stage1[sid].get("crops", 0))
+        if sid in covered or shard_crops == 0:
+            continue
+        if current and crops + shard_crops > config.classify_shard_crops:
+            groups.append((current, crops))
+            current, crops = [], 0
+        current.append(sid)
+        crops += shard_crops
+    if current:
+        groups.append((current, crops))
+
+    refs = []
+    for offset, (members, count) in enumerate(groups):
+        cid = classify_shard_id(next_index + offset)
+        manifest = {"run_id": config.run_id, "stage": "stage2", "shard": cid, "stage1_shards": members, "crops": count}
+        storage.write_json(layout.shard_manifest("stage2", cid), manifest, intermediate=True)
+        refs.append({"shard": cid, "crops": count})
+    storage.write_json(layout.shards_json("stage2"), refs, intermediate=True)
+    return {
+        "shards": _shard_reference(layout, "stage2"),
+        "shard_count": len(refs),
+        "crops": sum(r["crops"] for r in refs),
+    }

@@ -1,0 +1,65 @@
+"""The run configuration: defaults, and one-line errors that name the key."""
+
+import pytest
+from wildlife_common.config import parse_config
+from wildlife_common.errors import ConfigError
+
+MINIMAL = {"input": "s3://traps/2026/", "detector": "s3://models/md_v1000.pt"}
+
+
+def test_minimal_config_gets_documented_defaults() -> None:
+    config = parse_config(MINIMAL, default_run_id="exec-1", default_output="s3://pipeline/")
+    assert config.run_id == "exec-1"
+    assert config.output == "s3://pipeline/"
+    assert config.shard_size == 2000
+    assert config.batch_size == 16
+    assert config.image_size == 640
+    assert config.detection_threshold == 0.005
+    assert config.tolerated_failure_percentage == 5.0
+    assert isinstance(config.tolerated_failure_percentage, float)
+    # No classifier given: the run is detection only.
+    assert config.detection_only and not config.classify
+
+
+def test_config_round_trips_through_its_json_form() -> None:
+    config = parse_config(
+        {**MINIMAL, "classifier": "c.pth", "classifier_arch": "resnet18", "classifier_labels": "l.txt"}
+    )
+    assert parse_config(config.to_dict()) == config
+    assert config.classify
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({**MINIMAL, "batchsize": 8}, "unknown setting 'batchsize'"),
+        ({"detector": "d.pt"}, "missing required setting 'input'"),
+        ({**MINIMAL, "image_size": 650}, "image_size must be a multiple of 32"),
+        ({**MINIMAL, "image_size": "640"}, "image_size must be a whole number"),
+        ({**MINIMAL, "batch_size": True}, "batch_size must be a whole number"),
+        ({**MINIMAL, "shard_size": 0}, "shard_size must be a whole number from 1"),
+        ({**MINIMAL, "detection_threshold": 1.5}, "detection_threshold must be a number"),
+        (
+            {**MINIMAL, "tolerated_failure_percentage": 100},
+            "tolerated_failure_percentage must be a number from 0.0 and below 100",
+        ),
+        ({**MINIMAL, "incremental": "yes"}, "incremental must be true or false"),
+        ({**MINIMAL, "run_id": "my run!"}, "run_id must be 1 to 80 letters"),
+        ({**MINIMAL, "input": "https://example.org/x"}, "input must be an s3:// URI or a local path"),
+        ({**MINIMAL, "input": "s3://"}, "input names no bucket"),
+        ({**MINIMAL, "detector_classes": "yolo"}, "detector_classes must be one of megadetector, coco"),
+        ({**MINIMAL, "detector_classes": {"0": "bird"}}, "detector_classes['0'] must be animal, person, vehicle"),
+        ({**MINIMAL, "classifier": "c.pth"}, "a classifier needs classifier_arch"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_bad_config_is_a_one_line_error_naming_the_key(raw: object, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_custom_class_map_is_accepted() -> None:
+    config = parse_config({**MINIMAL, "detector_classes": {"0": "animal", "1": "person", "7": "ignore"}})
+    assert config.detector_classes == {"0": "animal", "1": "person", "7": "ignore"}

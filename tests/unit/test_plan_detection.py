@@ -1,0 +1,179 @@
+"""PlanDetection: lists the input, shards it, resumes and skips, through the real handler."""
+
+from __future__ import annotations
+
+import pytest
+from wildlife_common import storage
+from wildlife_common.errors import ConfigError, InputNotFound
+from wildlife_common.layout import RunLayout
+
+from tests.conftest import load_handler
+from tests.helpers import commit_detection_shard, put_images
+
+handler = load_handler("plan_detection").lambda_handler
+
+
+def event(**config) -> dict:
+    return {"config": {"detector": "s3://pipeline/models/detector.pt", **config}, "execution_name": "run-1"}
+
+
+@pytest.fixture
+def detector(s3) -> None:
+    s3.put_object(Bucket="pipeline", Key="models/detector.pt", Body=b"weights")
+
+
+@pytest.fixture
+def big_input(s3, detector) -> list[str]:
+    """2,510 images in nested folders with mixed-case extensions, plus files that are not images."""
+    keys = [
+        f"site{s}/cam{c}/IMG_{i:04d}.{'JPG' if i % 2 else 'jpeg'}"
+        for s in range(2)
+        for c in range(5)
+        for i in range(251)
+    ]
+    put_images(s3, "traps", keys)
+    put_images(s3, "traps", ["site0/readme.txt", "site0/cam0/._IMG_0001.JPG", "site1/clip.MP4"])
+    put_images(s3, "traps", ["elsewhere/IMG_9999.JPG"])
+    return keys
+
+
+def test_a_large_input_is_listed_page_by_page_and_cut_into_shards(s3, big_input, lambda_context) -> None:
+    result = handler(event(input="s3://traps/", shard_size=1000), lambda_context)
+    assert result["run_id"] == "run-1"
+    assert result["run_uri"] == "s3://pipeline/runs/run-1/"
+    assert result["images"] == 2511  # 2,510 + the one under elsewhere/
+    assert result["shard_count"] == 3
+    assert result["shards"] == {"bucket": "pipeline", "key": "runs/run-1/stage1/shards.json"}
+    assert result["detection_only"] is True
+    assert result["tolerated_failure_percentage"] == 5.0
+
+    layout = RunLayout(result["run_uri"])
+    shards = storage.read_json(layout.shards_json("stage1"))
+    assert shards == [
+        {"shard": "00000", "images": 1000},
+        {"shard": "00001", "images": 1000},
+        {"shard": "00002", "images": 511},
+    ]
+    listed = []
+    for ref in shards:
+        manifest = storage.read_json(layout.shard_manifest("stage1", ref["shard"]))
+        listed += [image["image"] for image in manifest["images"]]
+        assert all(set(image) == {"uri", "image", "size", "etag"} for image in manifest["images"])
+    assert sorted(listed) == sorted([*big_input, "elsewhere/IMG_9999.JPG"])
+    record = storage.read_json(layout.run_json)
+    assert record["counts"]["not_images"] == 3
+    assert record["config"]["input"] == "s3://traps/"
+
+
+def test_a_sub_prefix_keeps_paths_relative_to_it(s3, detector, lambda_context) -> None:
+    put_images(s3, "traps", ["2026/cam1/a.JPG", "2026-old/b.jpg"])
+    result = handler(event(input="s3://traps/2026"), lambda_context)
+    manifest = storage.read_json(RunLayout(result["run_uri"]).shard_manifest("stage1", "00000"))
+    assert [i["image"] for i in manifest["images"]] == ["cam1/a.JPG"]
+    assert manifest["images"][0]["uri"] == "s3://traps/2026/cam1/a.JPG"
+
+
+def test_an_empty_input_plans_no_shards(s3, detector, lambda_context) -> None:
+    put_images(s3, "traps", ["empty/notes.txt"])
+    result = handler(event(input="s3://traps/empty/"), lambda_context)
+    assert result["shard_count"] == 0 and result["images"] == 0
+    assert storage.read_json(RunLayout(result["run_uri"]).shards_json("stage1")) == []
+
+
+def test_a_missing_bucket_fails_with_a_cause_a_person_understands(s3, detector, lambda_context) -> None:
+    with pytest.raises(InputNotFound, match="bucket 'no-such-bucket' does not exist"):
+        handler(event(input="s3://no-such-bucket/photos/"), lambda_context)
+
+
+def test_missing_detector_weights_fail_before_any_gpu_job(s3, lambda_context) -> None:
+    put_images(s3, "traps", ["a.jpg"])
+    with pytest.raises(ConfigError, match=r"detector not found: s3://pipeline/models/detector\.pt"):
+        handler(event(input="s3://traps/"), lambda_context)
+
+
+def test_a_bad_setting_fails_with_its_name(s3, detector, lambda_context) -> None:
+    with pytest.raises(ConfigError, match="unknown setting 'shards'"):
+        handler(event(input="s3://traps/", shards=4), lambda_context)
+
+
+def test_resuming_a_run_queues_only_uncommitted_shards(s3, big_input, lambda_context) -> None:
+    first = handler(event(input="s3://traps/", shard_size=1000), lambda_context)
+    layout = RunLayout(first["run_uri"])
+    commit_detection_shard(layout, "00001", {})
+    # New photos arriving later do not change a planned run: it finishes what it planned.
+    put_images(s3, "traps", ["site9/late.jpg"])
+
+    again = handler(event(input="s3://traps/", shard_size=1000), lambda_context)
+    assert again["shard_count"] == 2
+    assert again["images"] == 2511
+    assert again["pending_images"] == 1511
+    assert storage.read_json(layout.shards_json("stage1")) == [
+        {"shard": "00000", "images": 1000},
+        {"shard": "00002", "images": 511},
+    ]
+    assert len(storage.read_json(layout.run_json)["resumed"]) == 1
+
+
+def test_resuming_with_another_detector_is_refused(s3, big_input, lambda_context) -> None:
+    handler(event(input="s3://traps/"), lambda_context)
+    s3.put_object(Bucket="pipeline", Key="models/other.pt", Body=b"w")
+    with pytest.raises(ConfigError, match="run run-1 already exists with detector="):
+        handler(
+            {
+                **event(input="s3://traps/"),
+                "config": {"input": "s3://traps/", "detector": "s3://pipeline/models/other.pt"},
+            },
+            lambda_context,
+        )
+
+
+def test_an_incremental_run_skips_images_processed_before_unless_they_changed(s3, detector, lambda_context) -> None:
+    from wildlife_common.incremental import IndexWriter
+    from wildlife_common.provenance import input_id
+
+    put_images(s3, "traps", ["cam/a.jpg", "cam/b.jpg", "cam/c.jpg"])
+    old = {f.uri: f.etag for f in storage.list_files("s3://traps/")}
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        index = IndexWriter("s3://pipeline/", input_id("s3://traps/"), "last-night", work)
+        index.add(list(old), list(old.values()))
+        index.close()
+    s3.put_object(Bucket="traps", Key="cam/b.jpg", Body=b"re-uploaded, new content")  # new ETag
+    put_images(s3, "traps", ["cam/d.jpg"])
+
+    result = handler(
+        {
+            "config": {"input": "s3://traps/", "detector": "s3://pipeline/models/detector.pt", "incremental": True},
+            "execution_name": "tonight",
+        },
+        lambda_context,
+    )
+    assert result["images"] == 2 and result["skipped"] == 2
+    manifest = storage.read_json(RunLayout(result["run_uri"]).shard_manifest("stage1", "00000"))
+    assert [i["image"] for i in manifest["images"]] == ["cam/b.jpg", "cam/d.jpg"]
+
+
+def test_a_local_folder_is_planned_the_same_way(tmp_path, lambda_context) -> None:
+    photos = tmp_path / "photos"
+    for rel in ["cam1/IMG_1.JPG", "cam1/IMG_2.jpg", "cam2/x.png", "cam2/notes.txt"]:
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        (photos / rel).write_bytes(b"img")
+    weights = tmp_path / "detector.pt"
+    weights.write_bytes(b"w")
+    result = handler(
+        {
+            "config": {
+                "input": str(photos),
+                "detector": str(weights),
+                "output": str(tmp_path / "out"),
+                "shard_size": 2,
+            },
+            "execution_name": "local-1",
+        },
+        lambda_context,
+    )
+    assert result["images"] == 3 and result["shard_count"] == 2
+    assert result["run_uri"] == str((tmp_path / "out" / "runs" / "local-1").resolve()) + "/"
+    manifest = storage.read_json(RunLayout(result["run_uri"]).shard_manifest("stage1", "00000"))
+    assert [i["image"] for i in manifest["images"]] == ["cam1/IMG_1.JPG", "cam1/IMG_2.jpg"]

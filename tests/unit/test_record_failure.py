@@ -1,0 +1,69 @@
+"""RecordFailure: the console shows a cause a person understands, and the run folder keeps it."""
+
+from __future__ import annotations
+
+import json
+
+from wildlife_common import storage
+from wildlife_common.layout import RunLayout
+
+from tests.conftest import load_handler
+from tests.helpers import commit_detection_shard, put_images
+
+record = load_handler("record_failure").lambda_handler
+plan = load_handler("plan_detection").lambda_handler
+
+CONFIG = {"input": "s3://traps/", "detector": "s3://pipeline/models/detector.pt", "shard_size": 1}
+
+
+def test_a_failed_batch_job_is_explained_with_its_reason_exit_code_and_log_stream(s3, lambda_context) -> None:
+    job = {
+        "JobName": "detect-00003",
+        "Status": "FAILED",
+        "StatusReason": "Essential container in task exited",
+        "Attempts": [
+            {"Container": {"ExitCode": 2, "Reason": "weights missing", "LogStreamName": "detect/default/abc"}}
+        ],
+    }
+    result = record(
+        {"input": CONFIG, "execution_name": "r1", "error": {"Error": "States.TaskFailed", "Cause": json.dumps(job)}},
+        lambda_context,
+    )
+    assert result["Error"] == "States.TaskFailed"
+    assert result["Cause"] == (
+        "detect-00003 failed: Essential container in task exited; exit code 2; container: weights missing; "
+        "log stream detect/default/abc; after 1 attempt(s)"
+    )
+    saved = storage.read_json("s3://pipeline/runs/r1/final/failure.json")
+    assert saved["cause"] == result["Cause"] and saved["error"] == "States.TaskFailed"
+
+
+def test_a_lambda_error_becomes_type_and_message(s3, lambda_context) -> None:
+    cause = json.dumps({"errorType": "InputNotFound", "errorMessage": "bucket 'x' does not exist", "stackTrace": []})
+    result = record(
+        {"input": CONFIG, "execution_name": "r1", "error": {"Error": "InputNotFound", "Cause": cause}}, lambda_context
+    )
+    assert result == {"Error": "InputNotFound", "Cause": "InputNotFound: bucket 'x' does not exist"}
+
+
+def test_too_many_failed_shards_are_named(s3, lambda_context) -> None:
+    s3.put_object(Bucket="pipeline", Key="models/detector.pt", Body=b"w")
+    put_images(s3, "traps", ["a.jpg", "b.jpg", "c.jpg"])
+    run = plan({"config": CONFIG, "execution_name": "r1"}, lambda_context)
+    commit_detection_shard(RunLayout(run["run_uri"]), "00001", {})
+    error = {
+        "Error": "States.ExceedToleratedFailureThreshold",
+        "Cause": "The specified tolerated failure threshold was exceeded",
+    }
+    result = record({"input": CONFIG, "execution_name": "r1", "error": error}, lambda_context)
+    assert result["Cause"].startswith("2 detection shard(s) failed, more than the tolerated 5.0%: 00000, 00002.")
+
+
+def test_a_bad_config_is_reported_even_though_there_is_no_run_folder(s3, lambda_context) -> None:
+    cause = json.dumps({"errorType": "ConfigError", "errorMessage": "unknown setting 'shards'"})
+    result = record(
+        {"input": {"shards": 1}, "execution_name": "r1", "error": {"Error": "ConfigError", "Cause": cause}},
+        lambda_context,
+    )
+    assert result["Cause"] == "ConfigError: unknown setting 'shards'"
+    assert not storage.exists("s3://pipeline/runs/r1/final/failure.json")

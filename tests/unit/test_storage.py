@@ -1,0 +1,89 @@
+"""Storage behaves the same for S3 and local folders: listing, reading, writing, errors."""
+
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from wildlife_common import storage
+from wildlife_common.errors import AccessDenied, InputNotFound
+from wildlife_common.images import is_image
+
+
+def test_s3_listing_pages_past_1000_keys_in_lexicographic_order(s3) -> None:
+    keys = [f"cam{c}/day{d:02d}/IMG_{i:04d}.JPG" for c in range(3) for d in range(3) for i in range(130)]
+    for key in keys:
+        s3.put_object(Bucket="traps", Key=key, Body=b"x")
+    listed = list(storage.list_files("s3://traps/"))
+    assert len(listed) == len(keys) == 1170
+    assert [f.uri for f in listed] == [f"s3://traps/{k}" for k in sorted(keys)]
+    assert all(f.size == 1 and f.etag for f in listed)
+
+
+def test_a_prefix_is_a_folder_not_a_string_prefix(s3) -> None:
+    s3.put_object(Bucket="traps", Key="2026/a.jpg", Body=b"x")
+    s3.put_object(Bucket="traps", Key="2026-old/b.jpg", Body=b"x")
+    s3.put_object(Bucket="traps", Key="2026/", Body=b"")  # console "folder" marker
+    assert [f.uri for f in storage.list_files("s3://traps/2026")] == ["s3://traps/2026/a.jpg"]
+
+
+def test_missing_bucket_is_input_not_found(s3) -> None:
+    with pytest.raises(InputNotFound, match="bucket 'nope' does not exist"):
+        list(storage.list_files("s3://nope/photos/"))
+
+
+def test_access_denied_names_the_bucket_and_the_fix() -> None:
+    error = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2")
+    translated = storage._translate(error, "listing", "s3://private/photos/")
+    assert isinstance(translated, AccessDenied)
+    assert "bucket 'private'" in str(translated) and "InputBucketName" in str(translated)
+
+
+def test_local_listing_matches_s3_order_and_skips_nothing(tmp_path: Path) -> None:
+    for rel in ["b/2.jpg", "a/z.JPG", "a/b/c.png", "top.jpeg", "notes.txt"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"data")
+    listed = [storage.relative(f.uri, str(tmp_path)) for f in storage.list_files(str(tmp_path))]
+    assert listed == ["a/b/c.png", "a/z.JPG", "b/2.jpg", "notes.txt", "top.jpeg"]
+
+
+def test_missing_local_folder_is_input_not_found(tmp_path: Path) -> None:
+    with pytest.raises(InputNotFound, match="no such folder"):
+        list(storage.list_files(str(tmp_path / "missing")))
+
+
+@pytest.mark.parametrize("root_kind", ["s3", "local"])
+def test_write_read_exists_round_trip(root_kind: str, s3, tmp_path: Path) -> None:
+    root = "s3://pipeline/" if root_kind == "s3" else str(tmp_path) + "/"
+    uri = storage.join(root, "runs", "r1", "run.json")
+    assert not storage.exists(uri)
+    storage.write_json(uri, {"a": 1}, intermediate=True)
+    assert storage.exists(uri)
+    assert storage.read_json(uri) == {"a": 1}
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(storage.join(root, "runs", "missing.json"))
+
+
+def test_intermediate_objects_carry_the_lifecycle_tag(s3) -> None:
+    storage.write_json("s3://pipeline/runs/r/stage1/shards.json", [], intermediate=True)
+    tags = s3.get_object_tagging(Bucket="pipeline", Key="runs/r/stage1/shards.json")["TagSet"]
+    assert {"Key": "lifecycle", "Value": "intermediate"} in tags
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("cam1/IMG_0001.JPG", True),
+        ("cam1/img.jpeg", True),
+        ("x/y.Png", True),
+        ("scan.TIFF", True),
+        ("a.webp", True),
+        ("cam1/._IMG_0001.JPG", False),  # macOS AppleDouble metadata, not an image
+        ("video.MP4", False),
+        ("notes.txt", False),
+        ("noext", False),
+        ("raw.CR2", False),
+    ],
+)
+def test_image_files_are_recognized_by_extension_case_insensitively(path: str, expected: bool) -> None:
+    assert is_image(path) is expected
