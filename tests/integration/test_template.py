@@ -1,0 +1,584 @@
+"""The SAM template (template.yaml) and samconfig.toml.
+
+The linters (cfn-lint, ``sam validate --lint``) must be clean, and the properties the architecture
+promises are asserted on the parsed template: a private, encrypted, TLS-only bucket with lifecycle
+expiry; least-privilege IAM; Batch retry strategies that retry only infrastructure loss; Spot first;
+the alarms; the Outputs the CLI reads; and the wiring between the template and the state machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+SAMCONFIG_PATH = ROOT / "samconfig.toml"
+ASL_PATH = ROOT / "statemachine" / "pipeline.asl.json"
+BIN = Path(sys.executable).parent
+
+OUTPUTS = {
+    "StateMachineArn",
+    "PipelineBucketName",
+    "JobQueueArn",
+    "EcrRepositoryUri",
+    "AlertsTopicArn",
+    "DashboardName",
+    "StateMachineLogGroupName",
+    "BatchLogGroupName",
+    "DetectJobDefinitionArn",
+    "ClassifyJobDefinitionArn",
+    "MaterializeJobDefinitionArn",
+}
+FUNCTIONS = {
+    "PlanDetectionFunction": "functions/plan_detection/",
+    "PlanClassificationFunction": "functions/plan_classification/",
+    "MaterializeFunction": "functions/materialize/",
+    "RecordFailureFunction": "functions/record_failure/",
+}
+JOB_DEFINITIONS = {
+    # name: (command verb, Ref:: parameters, GPUs)
+    "DetectJobDefinition": ("detect", {"run_uri", "shard"}, "1"),
+    "ClassifyJobDefinition": ("classify", {"run_uri", "shard"}, "1"),
+    "MaterializeJobDefinition": ("materialize", {"run_uri"}, None),
+}
+# Actions that take no resource-level scoping; only these may have Resource "*".
+STAR_ONLY_ACTIONS = {
+    # submitJob.sync polls and stops jobs (the documented .sync policy).
+    "batch:DescribeJobs",
+    "batch:TerminateJob",
+    # Step Functions' CloudWatch Logs delivery.
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    # Logging in to ECR before pulling the image.
+    "ecr:GetAuthorizationToken",
+}
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for the linters: fake credentials and a region, never a real account."""
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        SAM_CLI_TELEMETRY="0",
+    )
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed next to {sys.executable} (make venv installs it)")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    # samtranslator's loader turns !Ref, !Sub, !GetAtt ... into their JSON forms.
+    return yaml_parse(TEMPLATE_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def of_type(resources: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in resources.items() if r["Type"] == resource_type}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def iam_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every IAM statement the template grants: inline role policies and SAM function/state machine policies."""
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+            documents += [p for p in props.get("Policies", []) if isinstance(p, dict) and "Statement" in p]
+        for document in documents:
+            for statement in document["Statement"]:
+                yield name, statement
+
+
+def fn_sub_text(value: Any) -> str:
+    assert isinstance(value, dict) and "Fn::Sub" in value, value
+    return value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+
+
+# --- linters ----------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing():
+    result = subprocess.run(
+        [tool("cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, env=subprocess_env(), timeout=120
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes_offline():
+    result = subprocess.run(
+        [tool("sam"), "validate", "--lint", "--template", str(TEMPLATE_PATH)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_account_id_or_credentials_in_the_deploy_files():
+    for path in (TEMPLATE_PATH, SAMCONFIG_PATH, ASL_PATH):
+        text = path.read_text()
+        assert not re.search(r"(?<![\d.])\d{12}(?![\d.])", text), f"{path.name} contains a 12-digit account id"
+        assert not re.search(r"AKIA[0-9A-Z]{16}", text), f"{path.name} contains an access key"
+
+
+# --- bucket -----------------------------------------------------------------------------------
+
+
+def test_pipeline_bucket_is_private_encrypted_and_owner_enforced(resources):
+    bucket = resources["PipelineBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert rule["BucketKeyEnabled"] is True
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert resources["PipelineBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_pipeline_bucket_refuses_plain_http(resources):
+    policy = resources["PipelineBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "PipelineBucket"}
+    [deny] = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {"Fn::GetAtt": ["PipelineBucket", "Arn"]} in deny["Resource"]
+    assert {"Fn::Sub": "${PipelineBucket.Arn}/*"} in deny["Resource"]
+
+
+def test_intermediate_files_and_stale_uploads_expire(resources):
+    rules = resources["PipelineBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [intermediate] = [r for r in rules if r.get("TagFilters")]
+    assert intermediate["Status"] == "Enabled"
+    assert intermediate["TagFilters"] == [{"Key": "lifecycle", "Value": "intermediate"}]
+    assert intermediate["ExpirationInDays"] == {"Ref": "IntermediateFilesExpireDays"}
+    assert not intermediate.get("Prefix"), "a prefix here would make the tag rule miss runs/<id>/stage1/"
+    assert any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") for r in rules)
+    if resources["PipelineBucket"]["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        assert any("NoncurrentVersionExpiration" in r for r in rules)
+
+
+# --- IAM --------------------------------------------------------------------------------------
+
+
+def test_no_broad_managed_s3_policies():
+    text = TEMPLATE_PATH.read_text()
+    for broad in ("S3CrudPolicy", "S3FullAccess", "AmazonS3FullAccess", "AdministratorAccess", "PowerUserAccess"):
+        assert broad not in text, broad
+
+
+def test_star_resources_only_where_the_action_takes_no_resource(resources):
+    statements = list(iam_statements(resources))
+    assert len(statements) > 10
+    for name, statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = set(as_list(statement["Action"]))
+        assert not {a for a in actions if a == "*" or a.endswith(":*")}, f"{name}: wildcard action {actions}"
+        if "*" in as_list(statement["Resource"]):
+            assert actions <= STAR_ONLY_ACTIONS, f"{name}: {actions - STAR_ONLY_ACTIONS} on Resource *"
+
+
+def test_input_bucket_is_only_ever_read(resources):
+    for name, statement in iam_statements(resources):
+        text = json.dumps(statement["Resource"])
+        if "InputBucketName" in text:
+            assert set(as_list(statement["Action"])) <= {"s3:ListBucket", "s3:GetObject"}, name
+
+
+def test_state_machine_role_is_least_privilege(resources):
+    machine = resources["PipelineStateMachine"]["Properties"]
+    statements = {s["Sid"]: s for p in machine["Policies"] for s in p["Statement"]}
+    invoke = statements["InvokePipelineFunctions"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"] == [{"Fn::GetAtt": [f, "Arn"]} for f in FUNCTIONS]
+    submit = statements["SubmitBatchJobs"]
+    assert submit["Action"] == "batch:SubmitJob"
+    assert submit["Resource"] == [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}] + [{"Ref": j} for j in JOB_DEFINITIONS]
+    assert set(statements["WatchBatchJobs"]["Action"]) == {"batch:DescribeJobs", "batch:TerminateJob"}
+    assert set(statements["BatchSyncEventsRule"]["Action"]) == {
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    }
+    assert fn_sub_text(statements["BatchSyncEventsRule"]["Resource"]).endswith(
+        ":rule/StepFunctionsGetEventsForBatchJobsRule"
+    )
+    assert statements["ReadShardLists"]["Action"] == "s3:GetObject"
+    assert statements["ReadShardLists"]["Resource"] == {"Fn::Sub": "${PipelineBucket.Arn}/runs/*"}
+    # Distributed Map child executions: the state machine's own ARN, built from its fixed name.
+    name = fn_sub_text(machine["Name"])
+    assert fn_sub_text(statements["StartMapChildExecutions"]["Resource"]).endswith(f":stateMachine:{name}")
+    assert fn_sub_text(statements["ManageMapChildExecutions"]["Resource"]).endswith(f":execution:{name}/*")
+    assert set(statements["ManageMapChildExecutions"]["Action"]) == {"states:DescribeExecution", "states:StopExecution"}
+
+
+def test_roles_that_read_run_files_can_tell_a_missing_file_from_a_forbidden_one(resources):
+    # Without s3:ListBucket (unconditioned: a GetObject carries no s3:prefix) S3 answers 403 for a
+    # missing key, and storage.exists() would raise instead of returning False.
+    readers: dict[str, list[dict[str, Any]]] = {}
+    for name, statement in iam_statements(resources):
+        readers.setdefault(name, []).append(statement)
+    checked = 0
+    for name, statements in readers.items():
+        reads_runs = any(
+            "s3:GetObject" in as_list(s["Action"]) and any("/runs/*" in json.dumps(r) for r in as_list(s["Resource"]))
+            for s in statements
+        )
+        if not reads_runs or name == "PipelineStateMachine":  # the ItemReader fails either way
+            continue
+        lists = [
+            s
+            for s in statements
+            if s["Action"] == "s3:ListBucket" and s["Resource"] == {"Fn::GetAtt": ["PipelineBucket", "Arn"]}
+        ]
+        assert lists and all("Condition" not in s for s in lists), name
+        checked += 1
+    assert checked == len(FUNCTIONS) + 1  # the four functions and the Batch job role
+
+
+def test_each_function_writes_only_under_its_prefixes(resources):
+    for name, statement in iam_statements(resources):
+        writes = {a for a in as_list(statement["Action"]) if a in ("s3:PutObject", "s3:DeleteObject")}
+        if not writes or statement["Effect"] != "Allow":
+            continue
+        for resource in as_list(statement["Resource"]):
+            text = fn_sub_text(resource)
+            assert text.startswith("${PipelineBucket.Arn}/") and text.endswith("/*"), (name, text)
+            assert text.split("/")[1] in ("runs", "index"), (name, text)
+
+
+# --- functions, layer, state machine ----------------------------------------------------------
+
+
+def test_functions_run_python312_on_arm64_with_the_layer_and_tracing(template, resources):
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.12"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
+    variables = function_globals["Environment"]["Variables"]
+    assert variables["PIPELINE_BUCKET"] == {"Ref": "PipelineBucket"}
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "WildlifePipeline"
+    functions = of_type(resources, "AWS::Serverless::Function")
+    assert set(functions) == set(FUNCTIONS)
+    for name, code_uri in FUNCTIONS.items():
+        props = functions[name]["Properties"]
+        assert props["CodeUri"] == code_uri
+        assert (ROOT / code_uri).is_dir(), code_uri
+        assert props.get("Handler", function_globals["Handler"]) == "app.lambda_handler"
+        assert "Runtime" not in props and "Architectures" not in props, f"{name} overrides the globals"
+        assert not any(isinstance(p, str) for p in props.get("Policies", [])), f"{name} uses a managed policy"
+
+
+def test_every_function_logs_to_its_own_group_with_retention(resources):
+    for name in FUNCTIONS:
+        group = resources[name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_materialize_has_the_most_memory_and_the_full_timeout(resources):
+    props = resources["MaterializeFunction"]["Properties"]
+    assert props["MemorySize"] >= 3008
+    assert props["Timeout"] == 900
+
+
+def test_common_layer_builds_for_python312_arm64(resources):
+    layer = resources["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/common/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+
+
+def test_state_machine_is_standard_traced_and_logged(resources):
+    props = resources["PipelineStateMachine"]["Properties"]
+    assert props["DefinitionUri"] == "statemachine/pipeline.asl.json"
+    assert props["Type"] == "STANDARD"
+    assert props["Tracing"] == {"Enabled": True}
+    [destination] = props["Logging"]["Destinations"]
+    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert props["Logging"]["Level"] in ("ERROR", "ALL")
+
+
+def test_definition_substitutions_match_the_definition_both_ways(resources):
+    substitutions = resources["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    used = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text()))
+    assert set(substitutions) == used
+
+
+def test_substitutions_point_at_resources_of_the_right_type(resources):
+    substitutions = resources["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    for key, value in substitutions.items():
+        if key.endswith("FunctionArn"):
+            target, attribute = value["Fn::GetAtt"]
+            assert (resources[target]["Type"], attribute) == ("AWS::Serverless::Function", "Arn"), key
+            assert key == target + "Arn"
+        elif key.endswith("JobDefinitionArn"):
+            assert resources[value["Ref"]]["Type"] == "AWS::Batch::JobDefinition", key
+            assert key == value["Ref"] + "Arn"
+        elif key == "JobQueueArn":
+            assert value == {"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}
+            assert resources["JobQueue"]["Type"] == "AWS::Batch::JobQueue"
+    integrations = {
+        "LambdaInvoke": "lambda:invoke",
+        "BatchSubmitJobSync": "batch:submitJob.sync",
+        "S3GetObject": "s3:getObject",
+    }
+    for key, service in integrations.items():
+        assert substitutions[key] == {"Fn::Sub": f"arn:${{AWS::Partition}}:states:::{service}"}
+
+
+def test_batch_job_parameters_in_the_definition_match_the_job_commands(resources):
+    # The state machine passes Batch Parameters; the job definition's command must use exactly those.
+    definition = json.loads(ASL_PATH.read_text())
+    substitutions = resources["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
+
+    def tasks(states):
+        for state in states.values():
+            if state.get("Resource") == "${BatchSubmitJobSync}":
+                yield state
+            if "ItemProcessor" in state:
+                yield from tasks(state["ItemProcessor"]["States"])
+
+    seen = set()
+    for state in tasks(definition["States"]):
+        job_definition = substitutions[state["Parameters"]["JobDefinition"][2:-1]]["Ref"]
+        seen.add(job_definition)
+        passed = {k.removesuffix(".$") for k in state["Parameters"]["Parameters"]}
+        command = resources[job_definition]["Properties"]["ContainerProperties"]["Command"]
+        assert {c.removeprefix("Ref::") for c in command if c.startswith("Ref::")} == passed, job_definition
+    assert seen == set(JOB_DEFINITIONS)
+
+
+# --- Batch ------------------------------------------------------------------------------------
+
+
+def test_job_definitions_retry_only_infrastructure_loss_and_end_with_exit(resources):
+    for name in JOB_DEFINITIONS:
+        strategy = resources[name]["Properties"]["RetryStrategy"]
+        assert 1 <= strategy["Attempts"] <= 10
+        rules = strategy["EvaluateOnExit"]
+        assert 1 <= len(rules) <= 5, "Batch allows at most 5 evaluateOnExit rules"
+        # Batch retries when no rule matches, so the catch-all must be last and say EXIT.
+        assert rules[-1] == {"OnReason": "*", "Action": "EXIT"}, name
+        assert all(r["Action"] == "RETRY" for r in rules[:-1]), name
+        assert {"OnStatusReason": "Host EC2*", "Action": "RETRY"} in rules, "Spot reclaims and host loss"
+        for rule in rules:
+            for key in ("OnReason", "OnStatusReason", "OnExitCode"):
+                if key in rule:
+                    assert "*" not in rule[key][:-1], f"{name}: Batch globs may only end with *"
+
+
+def test_job_definitions_run_the_gpu_task_image_with_a_timeout_and_logs(resources):
+    for name, (verb, parameters, gpus) in JOB_DEFINITIONS.items():
+        props = resources[name]["Properties"]
+        container = props["ContainerProperties"]
+        assert props["Type"] == "container"
+        assert props["PropagateTags"] is True
+        assert props["Timeout"] == {"AttemptDurationSeconds": {"Ref": "JobAttemptTimeoutSeconds"}}
+        assert container["Image"] == {"Fn::Sub": "${EcrRepository.RepositoryUri}:${GpuImageTag}"}
+        assert container["Command"][:3] == [verb, "--run", "Ref::run_uri"]
+        assert set(props["Parameters"]) == parameters
+        requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
+        assert requirements.get("GPU") == gpus, name
+        assert {"VCPU", "MEMORY"} <= set(requirements)
+        assert container["JobRoleArn"] == {"Fn::GetAtt": ["BatchJobRole", "Arn"]}
+        assert container["ExecutionRoleArn"] == {"Fn::GetAtt": ["BatchExecutionRole", "Arn"]}
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+        assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "BatchLogGroup"}
+        environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert environment["PIPELINE_BUCKET"] == {"Ref": "PipelineBucket"}
+    assert resources["BatchLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_compute_environments_scale_to_zero_on_gpu_images(resources):
+    environments = of_type(resources, "AWS::Batch::ComputeEnvironment")
+    assert set(environments) == {"SpotComputeEnvironment", "OnDemandComputeEnvironment"}
+    for name, environment in environments.items():
+        compute = environment["Properties"]["ComputeResources"]
+        assert compute["MinvCpus"] == 0, name
+        assert compute["InstanceTypes"] == {"Ref": "InstanceTypes"}
+        assert compute["Ec2Configuration"][0]["ImageType"] in ("ECS_AL2_NVIDIA", "ECS_AL2023_NVIDIA")
+    spot = environments["SpotComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert (spot["Type"], spot["AllocationStrategy"]) == ("SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED")
+    assert spot["MaxvCpus"] == {"Ref": "MaxvCpus"}
+    assert "SpotIamFleetRole" not in spot
+    on_demand = environments["OnDemandComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert (on_demand["Type"], on_demand["AllocationStrategy"]) == ("EC2", "BEST_FIT_PROGRESSIVE")
+
+
+def test_job_queue_tries_spot_first(resources):
+    order = resources["JobQueue"]["Properties"]["ComputeEnvironmentOrder"]
+    by_order = sorted(order, key=lambda e: e["Order"])
+    assert [e["ComputeEnvironment"] for e in by_order] == [
+        {"Ref": "SpotComputeEnvironment"},
+        {"Ref": "OnDemandComputeEnvironment"},
+    ]
+
+
+def test_default_network_has_no_nat_gateway_and_no_inbound_rule(template, resources):
+    assert not of_type(resources, "AWS::EC2::NatGateway")
+    assert resources["Vpc"]["Condition"] == "CreateNetwork"
+    subnets = [r for r in of_type(resources, "AWS::EC2::Subnet").values()]
+    assert len(subnets) == 2
+    assert {json.dumps(s["Properties"]["AvailabilityZone"]) for s in subnets} == {
+        json.dumps({"Fn::Select": [i, {"Fn::GetAZs": ""}]}) for i in (0, 1)
+    }
+    group = resources["BatchSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    assert not of_type(resources, "AWS::EC2::SecurityGroupIngress")
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+def alarms_by_metric(resources) -> dict[tuple[str, str, str], dict[str, Any]]:
+    alarms = {}
+    for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        [dimension] = props["Dimensions"]
+        key = (props["Namespace"], props["MetricName"], json.dumps(dimension["Value"]))
+        alarms[key] = props
+    return alarms
+
+
+def test_alarms_cover_runs_functions_and_image_failures(resources):
+    alarms = alarms_by_metric(resources)
+    machine = json.dumps({"Ref": "PipelineStateMachine"})
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "ExecutionThrottled"):
+        alarm = alarms[("AWS/States", metric, machine)]
+        assert alarm["Dimensions"][0]["Name"] == "StateMachineArn"
+    for function in FUNCTIONS:
+        alarm = alarms[("AWS/Lambda", "Errors", json.dumps({"Ref": function}))]
+        assert alarm["Dimensions"][0]["Name"] == "FunctionName"
+    rate = alarms[("WildlifePipeline", "ImageFailureRate", json.dumps({"Ref": "AWS::StackName"}))]
+    # Powertools Metrics adds the service dimension (POWERTOOLS_SERVICE_NAME = the stack name).
+    assert rate["Dimensions"][0]["Name"] == "service"
+    assert rate["Threshold"] == {"Ref": "ImageFailureRateAlarmPercent"}
+    assert rate["TreatMissingData"] == "notBreaching"
+    assert len(alarms) == 4 + len(FUNCTIONS) + 1
+    for props in alarms.values():
+        assert props["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+        assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_failed_batch_jobs_of_our_queue_reach_the_topic_as_readable_text(resources):
+    rule = resources["BatchJobFailedRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.batch"],
+        "detail-type": ["Batch Job State Change"],
+        "detail": {"status": ["FAILED"], "jobQueue": [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}]},
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Ref": "AlertsTopic"}
+    transformer = target["InputTransformer"]
+    assert {"jobName", "statusReason"} <= set(transformer["InputPathsMap"])
+    assert "<jobName>" in transformer["InputTemplate"] and "<statusReason>" in transformer["InputTemplate"]
+
+
+def test_alerts_topic_is_encrypted_with_a_key_alarms_and_events_may_use(resources):
+    topic = resources["AlertsTopic"]["Properties"]
+    # alias/aws/sns would silently drop alarm notifications: its key policy excludes CloudWatch.
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlertsKey"}
+    key_statements = resources["AlertsKey"]["Properties"]["KeyPolicy"]["Statement"]
+    [services] = [s for s in key_statements if "Service" in s["Principal"]]
+    assert set(services["Principal"]["Service"]) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    assert set(services["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    [publish] = resources["AlertsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert set(publish["Principal"]["Service"]) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    assert publish["Action"] == "sns:Publish"
+    assert resources["AlertsEmailSubscription"]["Condition"] == "HasNotificationEmail"
+
+
+def test_schedule_exists_only_when_asked_and_may_only_start_the_pipeline(template, resources):
+    schedule = resources["PipelineSchedule"]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule"
+    assert schedule["Condition"] == "HasSchedule"
+    assert template["Conditions"]["HasSchedule"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ScheduleExpression"}, ""]}]}
+    assert template["Parameters"]["ScheduleExpression"]["Default"] == ""
+    assert schedule["Properties"]["Target"]["Arn"] == {"Ref": "PipelineStateMachine"}
+    assert schedule["Properties"]["Target"]["Input"] == {"Ref": "ScheduleInput"}
+    json.loads(template["Parameters"]["ScheduleInput"]["Default"])
+    [statement] = resources["ScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("states:StartExecution", {"Ref": "PipelineStateMachine"})
+
+
+def test_dashboard_body_is_json_once_substituted(resources):
+    body = fn_sub_text(resources["Dashboard"]["Properties"]["DashboardBody"])
+    filled = re.sub(r"\$\{[\w:.]+\}", "1", body)
+    widgets = json.loads(filled)["widgets"]
+    metrics = {m[1] for w in widgets for m in w["properties"]["metrics"] if m[0] != "..."}
+    assert {"ExecutionsStarted", "Errors", "Duration", "ImageFailureRate", "Images", "TriggeredRules"} <= metrics
+
+
+def test_outputs_the_cli_reads_exist(template):
+    assert set(template["Outputs"]) == OUTPUTS
+
+
+# --- samconfig.toml ---------------------------------------------------------------------------
+
+
+def test_samconfig_defines_dev_and_prod_without_a_hardcoded_region():
+    config = tomllib.loads(SAMCONFIG_PATH.read_text())
+    assert config["version"] == 0.1
+    assert config["default"]["global"]["parameters"]["stack_name"]
+    assert config["default"]["build"]["parameters"] == {"cached": True, "parallel": True}
+    assert config["default"]["validate"]["parameters"] == {"lint": True}
+    for env, stack in (("dev", "wildlife-pipeline-dev"), ("prod", "wildlife-pipeline-prod")):
+        assert config[env]["global"]["parameters"]["stack_name"] == stack
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] in ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
+        assert deploy["confirm_changeset"] is True
+        assert deploy["resolve_s3"] is True
+        assert "region" not in deploy
+        assert "InputBucketName" in json.dumps(deploy["parameter_overrides"])
+    assert "NotificationEmail" in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
