@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REQS := requirements/all.txt requirements/dev.txt layers/common/requirements.txt gpu_task/requirements.txt
 
-.PHONY: help venv test test-fast lint format build deploy validate clean
+.PHONY: help venv run test test-fast lint format build deploy validate clean bench bench-gpu demo-models
 
 help:
 	@echo "make run      run the pipeline on the bundled sample images (local engine, no AWS)"
 	@echo "make test     run all tests"
+	@echo "make bench    speed figures into bench/results.json (make bench-gpu on a GPU machine)"
+	@echo "make demo-models  rebuild the demo detector, classifier and sample images"
 	@echo "make lint     ruff, mypy, cfn-lint, statelint, sam validate --lint"
 	@echo "make build    sam build"
 	@echo "make deploy   sam deploy (ENV=dev or ENV=prod, see samconfig.toml)"
@@ -19,6 +21,8 @@ $(STAMP): $(REQS)
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/all.txt
+	# Our own code, editable: the three import roots and the `wildlife` command (pyproject.toml).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(STAMP)
@@ -43,6 +47,18 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The bundled demo pack (demo/models, demo/samples) is committed; this rebuilds it (~15 min on 2 cores).
+demo-models: $(STAMP)
+	$(BIN)/python -m demo.build
+
+# Speed figures, each measured side by side in one run: bench/results.json and bench/RESULTS.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# The same plus the GPU figures (FP16 images/s at 640 and 1280, end-to-end vs model-only).
+bench-gpu: $(STAMP)
+	$(BIN)/python -m bench --gpu
 
 ENV ?= dev
 # sam build packages the Lambdas for python3.12; pyenv's shim may not resolve it, so find the

@@ -1,0 +1,1 @@
+"""The GPU task: detection, classification and large materialize for one shard of a run."""

@@ -1,0 +1,192 @@
+"""Stage 2 for one shard: name the species of every animal crop with a timm classifier.
+
+Reads ``stage2/shards/<shard>.json`` (which detection shards it covers), takes their crops from
+the committed stage-1 results, and writes ``stage2/results/<shard>.parquet`` with the top-5
+species per crop, then the ``.done.json`` marker. A crop that cannot be read is a failure row.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from wildlife_common import storage
+from wildlife_common.schema import CLASSIFICATION_SCHEMA
+
+from wildlife_gpu import metrics
+from wildlife_gpu.detector import device_name
+from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
+from wildlife_gpu.models import ModelError, fetch
+from wildlife_gpu.shards import ShardError, ShardJob, log_line
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+# Batches of crops prepared ahead of the model (crops are small: ~50 KB JPEGs).
+BATCHES_AHEAD = 4
+
+
+class Classifier:
+    """A timm model with its own evaluation preprocessing and a label per class."""
+
+    def __init__(self, arch: str, checkpoint: str, labels: list[str], image_size: int | None = None) -> None:
+        import timm
+        from timm.data import create_transform, resolve_data_config
+
+        self.device = device_name()
+        self.half = self.device.startswith("cuda")
+        self.labels = labels
+        try:
+            model = timm.create_model(arch, pretrained=False, num_classes=len(labels))
+        except RuntimeError as error:  # timm raises RuntimeError for an unknown architecture
+            raise ModelError(f"classifier_arch {arch!r} is not a timm architecture: {error}") from error
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ModelError(f"classifier checkpoint does not fit {arch} with {len(labels)} labels: {error}") from error
+        self.model = model.eval().to(self.device)
+        if self.half:
+            self.model = self.model.half()
+        overrides = {"input_size": (3, image_size, image_size)} if image_size else {}
+        self.data_config = resolve_data_config(overrides, model=model)
+        self.transform = create_transform(**self.data_config, is_training=False)
+
+    def preprocess(self, data: bytes) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            return self.transform(image.convert("RGB"))
+
+    def classify(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k class indices and probabilities for a batch of preprocessed crops."""
+        with torch.inference_mode():
+            tensor = batch.to(self.device, non_blocking=True)
+            logits = self.model(tensor.half() if self.half else tensor)
+            probs = logits.float().softmax(dim=1)
+            top = probs.topk(min(TOP_K, probs.shape[1]), dim=1)
+        return top.indices.cpu().numpy(), top.values.cpu().numpy()
+
+
+@cache
+def _classifier(arch: str, checkpoint: str, labels: tuple[str, ...], image_size: int | None) -> Classifier:
+    return Classifier(arch, checkpoint, list(labels), image_size)
+
+
+@dataclass
+class CropItem:
+    shard: str
+    image: str
+    detection: int
+    crop_uri: str
+    tensor: torch.Tensor | None = None
+    failure: str | None = None
+
+
+def _crops(job: ShardJob) -> list[CropItem]:
+    items = []
+    for shard in job.manifest["stage1_shards"]:
+        try:
+            table = pq.read_table(
+                io.BytesIO(storage.read_bytes(job.layout.results("stage1", shard))),
+                columns=["image", "detection", "crop_uri"],
+            )
+        except FileNotFoundError as error:
+            raise ShardError(f"detection shard {shard} has no committed results") from error
+        for row in table.to_pylist():
+            if row["crop_uri"]:
+                items.append(CropItem(shard, row["image"], row["detection"], row["crop_uri"]))
+    return items
+
+
+def load_labels(uri: str) -> list[str]:
+    """One label per line, in class-index order; blank lines are ignored."""
+    try:
+        text = storage.read_bytes(uri).decode("utf-8")
+    except FileNotFoundError as error:
+        raise ModelError(f"classifier labels not found: {uri}") from error
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise ModelError(f"classifier labels file is empty: {uri}")
+    return labels
+
+
+def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
+    """Classify one stage-2 shard and commit it; returns the commit marker."""
+    job = ShardJob.open(run_uri, "stage2", shard)
+    if (marker := job.committed()) is not None:
+        log_line("already committed", shard=shard)
+        return marker
+    config = job.config
+    if not (config.classifier and config.classifier_arch and config.classifier_labels):
+        raise ShardError("this run has no classifier configured")
+    labels = load_labels(config.classifier_labels)
+    weights = fetch(config.classifier, "classifier checkpoint")
+    classifier = _classifier(config.classifier_arch, str(weights.path), tuple(labels), config.classify_image_size)
+    storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
+    items = _crops(job)
+    log_line("classify shard", shard=shard, crops=len(items), device=classifier.device)
+
+    def prepare(item: CropItem) -> CropItem:
+        try:
+            item.tensor = classifier.preprocess(storage.read_bytes(item.crop_uri))
+        except Exception as error:  # an unreadable crop is a failure row, never a failed shard
+            item.failure = f"unreadable crop: {type(error).__name__}: {error}"
+        return item
+
+    rows = []
+    clock = WaitClock()
+    stream = prefetch(items, prepare, workers=default_workers(), ahead=BATCHES_AHEAD * config.classify_batch_size)
+    for batch in batched(clock.wait_for(stream), config.classify_batch_size):
+        ok = [item for item in batch if item.tensor is not None]
+        top_idx, top_conf = classifier.classify(torch.stack([i.tensor for i in ok])) if ok else (None, None)
+        results = {id(item): k for k, item in enumerate(ok)}
+        for item in batch:
+            row: dict[str, Any] = {
+                "shard": item.shard,
+                "image": item.image,
+                "detection": item.detection,
+                "crop_uri": item.crop_uri,
+                "classifier": weights.id,
+                "failure": item.failure,
+            }
+            if id(item) in results and top_idx is not None and top_conf is not None:
+                k = results[id(item)]
+                names = [labels[i] for i in top_idx[k]]
+                confs = [float(c) for c in top_conf[k]]
+                row.update(species=names[0], species_conf=confs[0], top5_species=names, top5_conf=confs)
+            rows.append(row)
+            item.tensor = None
+    table = pa.Table.from_pylist(rows, schema=CLASSIFICATION_SCHEMA)
+    rate = len(items) / clock.elapsed if clock.elapsed else 0.0
+    metrics.emit(
+        "classify",
+        shard,
+        {
+            "Crops": len(items),
+            "CropsPerSecond": rate,
+            "InputWaitFraction": clock.wait_fraction,
+            "ShardSeconds": clock.elapsed,
+        },
+    )
+    return job.commit(
+        table,
+        {
+            "stage1_shards": job.manifest["stage1_shards"],
+            "crops": len(items),
+            "failed_crops": sum(1 for r in rows if r["failure"]),
+            "crops_per_second": round(rate, 3),
+            "input_wait_fraction": round(clock.wait_fraction, 4),
+            "device": classifier.device,
+            "classifier": weights.id,
+        },
+    )

@@ -1,0 +1,65 @@
+"""The GPU task's entrypoint: ``detect``, ``classify`` or ``materialize`` one part of a run.
+
+AWS Batch runs it with the command of the job definition, e.g.
+``detect --run s3://bucket/runs/<run_id>/ --shard 00042``. Exit status 0 means the shard is
+committed (per-image failures included); 1 means it cannot be done, with a one-line reason as the
+last line on stderr; 2 means the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from wildlife_common.errors import PipelineError
+
+from wildlife_gpu.models import ModelError
+from wildlife_gpu.shards import ShardError
+
+log = logging.getLogger("wildlife_gpu")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = OneLineParser(prog="wildlife-gpu", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    commands = cli.add_subparsers(dest="command", required=True)
+    for name, text in (("detect", "detect one stage-1 shard"), ("classify", "classify one stage-2 shard")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--run", required=True, help="the run folder: s3://bucket/runs/<run_id>/ or a path")
+        sub.add_argument("--shard", required=True, help="the shard id, e.g. 00042 or c00003")
+    sub = commands.add_parser("materialize", help="merge a run's shards into its final outputs")
+    sub.add_argument("--run", required=True, help="the run folder: s3://bucket/runs/<run_id>/ or a path")
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "detect":
+            from wildlife_gpu.detect import run_detect
+
+            run_detect(args.run, args.shard)
+        elif args.command == "classify":
+            from wildlife_gpu.classify import run_classify
+
+            run_classify(args.run, args.shard)
+        else:
+            from wildlife_common.materialize import materialize
+
+            materialize(args.run)
+    except (ShardError, ModelError, PipelineError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: keep the traceback in the log, and still end on one line
+        log.exception("unexpected failure")
+        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,212 @@
+"""Stage 1 for one shard: detect animals, people and vehicles in every image, cut animal crops.
+
+Reads ``stage1/shards/<shard>.json``, writes ``stage1/results/<shard>.parquet`` and, last, its
+``.done.json`` marker. Every image gets rows: its detections, one empty row, or one failure row.
+Partial results are flushed every FLUSH_EVERY images; a retried attempt (Spot interruption)
+starts after the last flushed part instead of at the first image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from wildlife_common import storage
+from wildlife_common.schema import DETECTION_SCHEMA
+
+from wildlife_gpu import metrics
+from wildlife_gpu.crops import Crop, cut_crop
+from wildlife_gpu.detector import Box, Detector, letterbox
+from wildlife_gpu.images import DecodedImage, ImageFailure, decode
+from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
+from wildlife_gpu.models import fetch
+from wildlife_gpu.shards import ShardJob, log_line
+
+log = logging.getLogger(__name__)
+
+# Images per flushed part: a lost Spot instance costs at most this much work (~30 s on a T4 at
+# MegaDetector's 1280 px), while a 2,000-image shard writes only 4 parts.
+FLUSH_EVERY = 500
+# Batches decoded ahead of the model: enough to hide an S3 latency spike, small enough for RAM
+# (4 x 16 images x ~36 MB full-size pixels in the worst case).
+BATCHES_AHEAD = 4
+
+
+@dataclass
+class Prepared:
+    """One image after the input path: decoded and letterboxed, or failed."""
+
+    index: int
+    entry: dict[str, Any]
+    decoded: DecodedImage | None = None
+    boxed: np.ndarray | None = None
+    data: bytes | None = None  # kept only when crops may be needed, to cut them at full resolution
+    failure: str | None = None
+
+
+@cache
+def _detector(weights: str, image_size: int, conf: float, class_map: str) -> Detector:
+    """Models stay loaded between shards of one process (the local engine runs many)."""
+    mapping = json.loads(class_map) if class_map.startswith("{") else class_map
+    return Detector(weights, image_size=image_size, conf=conf, class_map=mapping)
+
+
+def _prepare(index: int, entry: dict[str, Any], image_size: int, keep_bytes: bool) -> Prepared:
+    try:
+        data = storage.read_bytes(entry["uri"])
+        decoded = decode(data, min_side=image_size)
+        return Prepared(index, entry, decoded, letterbox(decoded.pixels, image_size), data if keep_bytes else None)
+    except ImageFailure as failure:
+        return Prepared(index, entry, failure=str(failure))
+    except FileNotFoundError:
+        return Prepared(index, entry, failure="missing: the file was deleted or moved after the run was planned")
+    except Exception as error:  # one bad image must never end the shard; its row says what happened
+        log.exception("unexpected error reading %s", entry["uri"])
+        return Prepared(index, entry, failure=f"unreadable: {type(error).__name__}: {error}")
+
+
+def _rows(job: ShardJob, item: Prepared, boxes: list[Box], detector_id: str, crop_uris: dict[int, str]) -> list[dict]:
+    base = {
+        "image": item.entry["image"],
+        "image_uri": item.entry["uri"],
+        "image_etag": item.entry.get("etag"),
+        "run_id": job.config.run_id,
+        "shard": job.shard,
+        "detector": detector_id,
+    }
+    if item.failure is not None or item.decoded is None:
+        return [{**base, "failure": item.failure}]
+    decoded = item.decoded
+    base.update(width=decoded.width, height=decoded.height, datetime=decoded.datetime)
+    if not boxes:
+        return [base]
+    height, width = decoded.pixels.shape[:2]
+    rows = []
+    for index, box in enumerate(boxes):
+        x1, x2 = max(0.0, box.x1 / width), min(1.0, box.x2 / width)
+        y1, y2 = max(0.0, box.y1 / height), min(1.0, box.y2 / height)
+        rows.append(
+            {
+                **base,
+                "detection": index,
+                "category": box.category,
+                "conf": box.conf,
+                "bbox_x": x1,
+                "bbox_y": y1,
+                "bbox_w": x2 - x1,
+                "bbox_h": y2 - y1,
+                "crop_uri": crop_uris.get(index),
+            }
+        )
+    return rows
+
+
+def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
+    """Detect one shard and commit it; returns the commit marker."""
+    job = ShardJob.open(run_uri, "stage1", shard)
+    if (marker := job.committed()) is not None:
+        log_line("already committed", shard=shard)
+        return marker
+    config = job.config
+    weights = fetch(config.detector, "detector weights")
+    class_map = config.detector_classes
+    detector = _detector(
+        str(weights.path),
+        config.image_size,
+        config.detection_threshold,
+        class_map if isinstance(class_map, str) else json.dumps(class_map, sort_keys=True),
+    )
+    images = job.manifest["images"]
+    parts = job.read_partials(DETECTION_SCHEMA)
+    # Parts hold whole images in manifest order, so the images they cover are the first ones.
+    start = sum(len(set(part.column("image").to_pylist())) for part in parts)
+    log_line("detect shard", shard=shard, images=len(images), resume_from=start, device=detector.device)
+
+    crop_threshold = config.classification_threshold if config.classify else None
+    clock = WaitClock()
+    pending_rows: list[dict] = []
+    crop_jobs: list[Future[None]] = []
+    counts = {"failed": 0, "detections": 0, "crops": 0}
+    batch_size = config.batch_size
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="crops") as crop_pool, metrics.GpuSampler() as gpu:
+        stream = prefetch(
+            range(start, len(images)),
+            lambda i: _prepare(i, images[i], config.image_size, crop_threshold is not None),
+            workers=default_workers(),
+            ahead=BATCHES_AHEAD * batch_size,
+        )
+        done_images = flushed = start
+        for batch in batched(clock.wait_for(stream), batch_size):
+            ok = [item for item in batch if item.failure is None]
+            found = (
+                detector.detect(np.stack([i.boxed for i in ok]), [i.decoded.pixels.shape[:2] for i in ok]) if ok else []
+            )
+            boxes_by_index = {item.index: boxes for item, boxes in zip(ok, found, strict=True)}
+            for item in batch:
+                boxes = boxes_by_index.get(item.index, [])
+                crop_uris: dict[int, str] = {}
+                if crop_threshold is not None and item.decoded is not None:
+                    for det, box in enumerate(boxes):
+                        if box.category == "animal" and box.conf >= crop_threshold:
+                            uri = storage.join(job.layout.crops_folder(shard), f"{item.index:05d}_{det:03d}.jpg")
+                            crop_uris[det] = uri
+                            crop = Crop(uri, box, item.decoded, item.data)
+                            crop_jobs.append(crop_pool.submit(cut_crop, crop))
+                counts["failed"] += item.failure is not None
+                counts["detections"] += len(boxes)
+                counts["crops"] += len(crop_uris)
+                pending_rows += _rows(job, item, boxes, weights.id, crop_uris)
+                item.boxed = item.data = None  # release pixels early
+            done_images += len(batch)
+            batch_size = min(batch_size, detector.oom_batch or batch_size)  # reported in the marker
+            if done_images - flushed >= FLUSH_EVERY and done_images < len(images):
+                # Crops of these rows must exist before the rows are flushed as resumable.
+                for future in crop_jobs:
+                    future.result()
+                crop_jobs.clear()
+                table = pa.Table.from_pylist(pending_rows, schema=DETECTION_SCHEMA)
+                job.write_partial(len(parts), table)
+                parts.append(table)
+                pending_rows = []
+                flushed = done_images
+        for future in crop_jobs:
+            future.result()
+    tables = [*parts, pa.Table.from_pylist(pending_rows, schema=DETECTION_SCHEMA)]
+    table = pa.concat_tables(tables)
+    processed = len(images) - start
+    rate = processed / clock.elapsed if clock.elapsed else 0.0
+    values = {
+        "Images": len(images),
+        "FailedImages": counts["failed"],
+        "Crops": counts["crops"],
+        "ImagesPerSecond": rate,
+        "InputWaitFraction": clock.wait_fraction,
+        "ShardSeconds": clock.elapsed,
+    }
+    if gpu.mean is not None:
+        values["GpuUtilization"] = gpu.mean
+    metrics.emit("detect", shard, values)
+    return job.commit(
+        table,
+        {
+            "images": len(images),
+            "failed_images": int(pc.sum(pc.is_valid(table.column("failure"))).as_py() or 0),
+            "detections": int(pc.sum(pc.is_valid(table.column("detection"))).as_py() or 0),
+            "crops": int(pc.sum(pc.is_valid(table.column("crop_uri"))).as_py() or 0),
+            "images_per_second": round(rate, 3),
+            "input_wait_fraction": round(clock.wait_fraction, 4),
+            "gpu_utilization": gpu.mean,
+            "device": detector.device,
+            "batch_size": batch_size,
+            "image_size": config.image_size,
+            "resumed_from": start,
+            "detector": weights.id,
+        },
+    )

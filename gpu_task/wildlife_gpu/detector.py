@@ -1,0 +1,150 @@
+"""The detector: any weights file ultralytics loads, fed by our own input path.
+
+ultralytics' predictor is set up once (it knows how to post-process YOLOv5u/8/9/10/11 and RT-DETR
+outputs), then we hand it ready batches: our loader has already decoded at reduced size and
+letterboxed, so the model never waits on ultralytics' serial full-size decode. On CUDA the model
+runs in FP16 and a batch that runs out of memory is split in half and retried, and the smaller
+batch size is kept for the rest of the shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wildlife_gpu.models import class_categories
+
+log = logging.getLogger(__name__)
+
+# ultralytics' letterbox grey: padding the model saw in training.
+PAD_VALUE = 114
+# At most this many boxes an image before NMS keeps the best: camera-trap images rarely hold
+# more than a herd of a few dozen animals, and 300 is ultralytics' own default.
+MAX_DETECTIONS = 300
+# NMS IoU: ultralytics' default (0.7) keeps overlapping animals in a herd apart.
+NMS_IOU = 0.7
+
+
+@dataclass(frozen=True)
+class Box:
+    """One detection in the pixel coordinates of the image that was fed in."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    conf: float
+    category: str
+
+
+def device_name() -> str:
+    """The first CUDA GPU when there is one, else the CPU."""
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def letterbox(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize keeping the aspect ratio so the long side is ``size``, pad centred to ``size`` x ``size``.
+
+    The same geometry as ultralytics' LetterBox(auto=False, center=True), so its box scaling applies.
+    """
+    import cv2
+
+    height, width = pixels.shape[:2]
+    ratio = min(size / height, size / width)
+    new_w, new_h = round(width * ratio), round(height * ratio)
+    if (new_w, new_h) != (width, height):
+        # INTER_AREA for shrinking (no aliasing on 4x reductions), INTER_LINEAR for the rare upscale.
+        interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+        pixels = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+    out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    top = round((size - new_h) / 2 - 0.1)
+    left = round((size - new_w) / 2 - 0.1)
+    out[top : top + new_h, left : left + new_w] = pixels
+    return out
+
+
+class Detector:
+    """A loaded detector that turns letterboxed batches into boxes per image."""
+
+    def __init__(
+        self,
+        weights: str,
+        *,
+        image_size: int,
+        conf: float,
+        class_map: str | dict[str, str],
+        device: str | None = None,
+    ) -> None:
+        from ultralytics import YOLO
+
+        self.device = device or device_name()
+        self.half = self.device.startswith("cuda")
+        self.image_size = image_size
+        self.model = YOLO(weights)
+        self.categories = class_categories(dict(self.model.names), class_map)
+        # One predict call sets up ultralytics' predictor with our settings and warms the model up.
+        self.model.predict(
+            np.full((image_size, image_size, 3), PAD_VALUE, np.uint8),
+            imgsz=image_size,
+            conf=conf,
+            iou=NMS_IOU,
+            max_det=MAX_DETECTIONS,
+            device=self.device,
+            half=self.half,
+            verbose=False,
+        )
+        self.predictor = self.model.predictor
+
+    def _infer(self, batch: np.ndarray, shapes: list[tuple[int, int]]) -> list[list[Box]]:
+        tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        tensor = tensor.permute(0, 3, 1, 2)  # BHWC (what the loader builds) → BCHW
+        tensor = (tensor.half() if self.half else tensor.float()).div_(255)
+        with torch.inference_mode():
+            preds = self.predictor.inference(tensor)
+            # The predictor reads paths from its batch; ours are placeholders (we match by position
+            # within our own batch, never skipping: failed images never reach the model).
+            self.predictor.batch = ([f"image{i}" for i in range(len(shapes))], None, None)
+            stand_ins = [np.empty((h, w, 3), np.uint8) for h, w in shapes]
+            results = self.predictor.postprocess(preds, tensor, stand_ins)
+        out = []
+        for result in results:
+            boxes = []
+            data = result.boxes.data.float().cpu().numpy() if result.boxes is not None else np.empty((0, 6))
+            for x1, y1, x2, y2, conf, cls in data:
+                category = self.categories.get(int(cls), "ignore")
+                if category != "ignore":
+                    boxes.append(Box(float(x1), float(y1), float(x2), float(y2), float(conf), category))
+            out.append(sorted(boxes, key=lambda b: -b.conf))
+        return out
+
+    def detect(self, batch: np.ndarray, shapes: list[tuple[int, int]]) -> list[list[Box]]:
+        """Boxes per image, in each image's own pixels.
+
+        Args:
+            batch: letterboxed images, ``B x size x size x 3`` uint8 RGB.
+            shapes: each image's (height, width) before letterboxing.
+        """
+        if self.oom_batch and len(shapes) > self.oom_batch:
+            # An earlier batch ran out of memory: go straight to the size that fitted.
+            step = self.oom_batch
+            return [
+                boxes
+                for i in range(0, len(shapes), step)
+                for boxes in self.detect(batch[i : i + step], shapes[i : i + step])
+            ]
+        try:
+            return self._infer(batch, shapes)
+        except torch.cuda.OutOfMemoryError:
+            if len(shapes) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(shapes) // 2
+            log.warning("CUDA out of memory at batch %d: halving to %d and going on", len(shapes), half)
+            self.oom_batch = half
+            return self.detect(batch[:half], shapes[:half]) + self.detect(batch[half:], shapes[half:])
+
+    oom_batch: int | None = None
+    """Set when out-of-memory forced a smaller batch; the shard keeps using it."""

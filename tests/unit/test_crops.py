@@ -1,0 +1,41 @@
+"""Crops cut the right pixels: the box plus its margin, from the full image when needed."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import numpy as np
+from PIL import Image
+from wildlife_common import storage
+from wildlife_gpu.crops import CROP_MARGIN, Crop, crop_region, cut_crop
+from wildlife_gpu.detector import Box, letterbox
+from wildlife_gpu.images import DecodedImage
+
+
+def test_crop_region_adds_the_margin_and_clips_to_the_image() -> None:
+    box = Box(100, 50, 200, 150, 0.9, "animal")
+    assert crop_region(box, 1000, 1000) == (90, 40, 210, 160)
+    edge = Box(0, 0, 50, 50, 0.9, "animal")
+    assert crop_region(edge, 40, 1000) == (0, 0, 40, 55)
+
+
+def test_a_crop_holds_the_boxed_pixels(tmp_path) -> None:
+    pixels = np.zeros((600, 800, 3), np.uint8)
+    pixels[200:300, 400:600] = (200, 30, 30)  # a red "animal" 200 x 100 px
+    decoded = DecodedImage(pixels=pixels, width=800, height=600, datetime=datetime(2026, 1, 1))
+    uri = str(tmp_path / "crop.jpg")
+    cut_crop(Crop(uri, Box(400, 200, 600, 300, 0.9, "animal"), decoded, None))
+    crop = np.asarray(Image.open(io.BytesIO(storage.read_bytes(uri))).convert("RGB"))
+    margin_x, margin_y = int(200 * CROP_MARGIN), int(100 * CROP_MARGIN)
+    assert crop.shape[:2] == (100 + 2 * margin_y, 200 + 2 * margin_x)
+    inner = crop[margin_y + 3 : -margin_y - 3, margin_x + 3 : -margin_x - 3].reshape(-1, 3).mean(axis=0)
+    assert np.allclose(inner, (200, 30, 30), atol=8)  # JPEG keeps a flat colour within a few levels
+    assert crop[: margin_y - 3].mean() < 10  # the margin is the black background
+
+
+def test_letterbox_keeps_aspect_and_centres() -> None:
+    boxed = letterbox(np.full((300, 400, 3), 255, np.uint8), 640)
+    assert boxed.shape == (640, 640, 3)
+    assert (boxed[80:560] == 255).all()  # 400x300 → 640x480, centred: 80 rows of padding each side
+    assert (boxed[:80] == 114).all() and (boxed[560:] == 114).all()

@@ -1,0 +1,85 @@
+"""The GPU container: its entrypoint exists and it installs what the code imports."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "gpu_task" / "Dockerfile").read_text()
+
+# Import name → the distribution that provides it, where they differ.
+DISTRIBUTIONS = {
+    "PIL": "pillow",
+    "cv2": "ultralytics",
+    "yaml": "ultralytics",
+    "pynvml": "nvidia-ml-py",
+    "botocore": "boto3",
+}
+
+
+def requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names |= requirement_names((path.parent / line[3:]).resolve())
+        elif line:
+            names.add(re.split(r"[<>=\[ ;]", line)[0].lower())
+    return names
+
+
+def third_party_imports(folder: Path) -> set[str]:
+    local = {"wildlife_common", "wildlife_gpu"}
+    found = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {name for name in found - local if name not in sys.stdlib_module_names}
+
+
+def test_the_image_installs_every_package_the_code_imports() -> None:
+    installed = requirement_names(ROOT / "gpu_task" / "requirements.txt")
+    imported = third_party_imports(ROOT / "gpu_task" / "wildlife_gpu") | third_party_imports(
+        ROOT / "layers" / "common" / "wildlife_common"
+    )
+    missing = {name for name in imported if DISTRIBUTIONS.get(name, name).lower().replace("_", "-") not in installed}
+    assert not missing, f"imported but not in gpu_task/requirements.txt: {sorted(missing)}"
+
+
+def test_the_dockerfile_copies_both_packages_and_runs_the_entrypoint_module_as_non_root() -> None:
+    assert "COPY layers/common/wildlife_common /app/wildlife_common" in DOCKERFILE
+    assert "COPY gpu_task/wildlife_gpu /app/wildlife_gpu" in DOCKERFILE
+    assert 'ENTRYPOINT ["python", "-m", "wildlife_gpu"]' in DOCKERFILE
+    assert (ROOT / "gpu_task" / "wildlife_gpu" / "__main__.py").exists()
+    assert re.search(r"^USER (?!root)\w+", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^FROM nvidia/cuda:[\d.]+-\S*runtime", DOCKERFILE, re.MULTILINE)
+
+
+def test_the_entrypoint_answers_help_and_rejects_bad_arguments_in_one_line() -> None:
+    env = {"PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}", "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([sys.executable, "-m", "wildlife_gpu", "--help"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and "detect" in ok.stdout and "materialize" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "wildlife_gpu", "detect", "--run", "x"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: the following arguments are required: --shard (see --help)"]
+
+
+def test_a_shard_that_cannot_be_done_exits_1_with_one_line(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wildlife_gpu", "detect", "--run", str(tmp_path / "runs" / "r1"), "--shard", "00000"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"error: no run at {tmp_path / 'runs' / 'r1'} (run.json missing)"

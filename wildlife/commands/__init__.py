@@ -1,0 +1,1 @@
+"""Subcommands of ``wildlife``; each module adds one (see ``wildlife.cli``)."""

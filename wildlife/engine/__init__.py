@@ -1,0 +1,5 @@
+"""The local engine: the pipeline's real state machine run in moto, with Lambdas and Batch jobs run in-process.
+
+``template`` reads what to run from template.yaml; ``moto_hooks`` is the one module that touches moto's
+internals (see its docstring for what it patches and why).
+"""
