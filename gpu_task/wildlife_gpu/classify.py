@@ -47,7 +47,10 @@ class Classifier:
             model = timm.create_model(arch, pretrained=False, num_classes=len(labels))
         except RuntimeError as error:  # timm raises RuntimeError for an unknown architecture
             raise ModelError(f"classifier_arch {arch!r} is not a timm architecture: {error}") from error
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for a truncated or foreign file
+            raise ModelError(f"classifier checkpoint {checkpoint} is unreadable: {type(error).__name__}") from error
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         try:

@@ -7,6 +7,7 @@ at full resolution (only for those images: most crops are large enough).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -47,18 +48,32 @@ def crop_region(box: Box, width: int, height: int, scale: float = 1.0) -> tuple[
     return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
 
 
+def cut_crops(crops: list[Crop]) -> None:
+    """Cut and store the crops of one image, decoding it again at most once.
+
+    When a crop would be too small in the reduced decode, the image is decoded once more at the
+    largest reduction that still gives its smallest crop MIN_CROP_SIDE pixels (often 1/2, not full
+    size), and every crop of the image is cut from that.
+    """
+    decoded, data = crops[0].decoded, crops[0].data
+    pixels = decoded.pixels
+    smallest = min(max(c.box.x2 - c.box.x1, c.box.y2 - c.box.y1) for c in crops)
+    if decoded.scale < 1.0 and smallest < MIN_CROP_SIDE and data is not None:
+        # The crop's share of the image is the same at any scale: the image's long side must be
+        # MIN_CROP_SIDE / share for the crop to reach MIN_CROP_SIDE.
+        long_side = max(pixels.shape[:2])
+        pixels = decode(data, min_side=math.ceil(MIN_CROP_SIDE * long_side / max(smallest, 1.0))).pixels
+    scale = pixels.shape[1] / decoded.pixels.shape[1]
+    height, width = pixels.shape[:2]
+    for crop in crops:
+        x1, y1, x2, y2 = crop_region(crop.box, width, height, scale)
+        region = np.ascontiguousarray(pixels[y1:y2, x1:x2, ::-1])  # RGB → BGR for OpenCV
+        ok, encoded = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])
+        if not ok:
+            raise RuntimeError(f"could not encode crop {crop.uri}")
+        storage.write_bytes(crop.uri, encoded.tobytes(), intermediate=True, content_type="image/jpeg")
+
+
 def cut_crop(crop: Crop) -> None:
     """Cut and store one crop."""
-    pixels = crop.decoded.pixels
-    scale = 1.0
-    long_side = max(crop.box.x2 - crop.box.x1, crop.box.y2 - crop.box.y1)
-    if crop.decoded.scale < 1.0 and long_side < MIN_CROP_SIDE and crop.data is not None:
-        pixels = decode(crop.data).pixels
-        scale = pixels.shape[1] / crop.decoded.pixels.shape[1]
-    height, width = pixels.shape[:2]
-    x1, y1, x2, y2 = crop_region(crop.box, width, height, scale)
-    region = np.ascontiguousarray(pixels[y1:y2, x1:x2, ::-1])  # RGB → BGR for OpenCV
-    ok, encoded = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])
-    if not ok:
-        raise RuntimeError(f"could not encode crop {crop.uri}")
-    storage.write_bytes(crop.uri, encoded.tobytes(), intermediate=True, content_type="image/jpeg")
+    cut_crops([crop])

@@ -22,8 +22,8 @@ from wildlife_common import storage
 from wildlife_common.schema import DETECTION_SCHEMA
 
 from wildlife_gpu import metrics
-from wildlife_gpu.crops import Crop, cut_crop
-from wildlife_gpu.detector import Box, Detector, letterbox
+from wildlife_gpu.crops import Crop, cut_crops
+from wildlife_gpu.detector import Box, Detector, fit, pad_batch
 from wildlife_gpu.images import DecodedImage, ImageFailure, decode
 from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
 from wildlife_gpu.models import fetch
@@ -46,7 +46,7 @@ class Prepared:
     index: int
     entry: dict[str, Any]
     decoded: DecodedImage | None = None
-    boxed: np.ndarray | None = None
+    boxed: np.ndarray | None = None  # resized for the model, padded when its batch is formed
     data: bytes | None = None  # kept only when crops may be needed, to cut them at full resolution
     failure: str | None = None
 
@@ -62,7 +62,7 @@ def _prepare(index: int, entry: dict[str, Any], image_size: int, keep_bytes: boo
     try:
         data = storage.read_bytes(entry["uri"])
         decoded = decode(data, min_side=image_size)
-        return Prepared(index, entry, decoded, letterbox(decoded.pixels, image_size), data if keep_bytes else None)
+        return Prepared(index, entry, decoded, fit(decoded.pixels, image_size), data if keep_bytes else None)
     except ImageFailure as failure:
         return Prepared(index, entry, failure=str(failure))
     except FileNotFoundError:
@@ -145,20 +145,21 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
         done_images = flushed = start
         for batch in batched(clock.wait_for(stream), batch_size):
             ok = [item for item in batch if item.failure is None]
-            found = (
-                detector.detect(np.stack([i.boxed for i in ok]), [i.decoded.pixels.shape[:2] for i in ok]) if ok else []
-            )
+            shapes = [item.decoded.pixels.shape[:2] for item in ok if item.decoded is not None]
+            found = detector.detect(pad_batch([item.boxed for item in ok]), shapes) if ok else []
             boxes_by_index = {item.index: boxes for item, boxes in zip(ok, found, strict=True)}
             for item in batch:
                 boxes = boxes_by_index.get(item.index, [])
                 crop_uris: dict[int, str] = {}
                 if crop_threshold is not None and item.decoded is not None:
+                    crops = []
                     for det, box in enumerate(boxes):
                         if box.category == "animal" and box.conf >= crop_threshold:
                             uri = storage.join(job.layout.crops_folder(shard), f"{item.index:05d}_{det:03d}.jpg")
                             crop_uris[det] = uri
-                            crop = Crop(uri, box, item.decoded, item.data)
-                            crop_jobs.append(crop_pool.submit(cut_crop, crop))
+                            crops.append(Crop(uri, box, item.decoded, item.data))
+                    if crops:
+                        crop_jobs.append(crop_pool.submit(cut_crops, crops))
                 counts["failed"] += item.failure is not None
                 counts["detections"] += len(boxes)
                 counts["crops"] += len(crop_uris)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wildlife_gpu.models import class_categories
+from wildlife_gpu.models import ModelError, class_categories
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ PAD_VALUE = 114
 MAX_DETECTIONS = 300
 # NMS IoU: ultralytics' default (0.7) keeps overlapping animals in a herd apart.
 NMS_IOU = 0.7
+# The largest stride of YOLO models (P5 heads; P6 models such as MegaDetector v5 use 64 but accept
+# multiples of 32 with a little padding): input sides are padded to multiples of it.
+STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -45,24 +48,48 @@ def device_name() -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def letterbox(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Resize keeping the aspect ratio so the long side is ``size``, pad centred to ``size`` x ``size``.
-
-    The same geometry as ultralytics' LetterBox(auto=False, center=True), so its box scaling applies.
-    """
+def fit(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize keeping the aspect ratio so the long side is ``size`` (ultralytics' LetterBox geometry)."""
     import cv2
 
     height, width = pixels.shape[:2]
     ratio = min(size / height, size / width)
     new_w, new_h = round(width * ratio), round(height * ratio)
-    if (new_w, new_h) != (width, height):
-        # INTER_AREA for shrinking (no aliasing on 4x reductions), INTER_LINEAR for the rare upscale.
-        interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
-        pixels = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+    if (new_w, new_h) == (width, height):
+        return pixels
+    # INTER_AREA for shrinking (no aliasing on 4x reductions), INTER_LINEAR for the rare upscale.
+    interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+    return cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+
+
+def pad_batch(images: list[np.ndarray]) -> np.ndarray:
+    """Centre fitted images on one ``B x H x W x 3`` canvas, H and W the smallest multiples of STRIDE that hold them.
+
+    ultralytics pads a single image the same way (rectangular inference, ``LetterBox(auto=True)``):
+    a 4:3 photo at 640 becomes 640 x 480, not 640 x 640, which saves a quarter of the model's work.
+    Boxes map back with ultralytics' own ``scale_boxes``: on each image's long side the canvas equals
+    the fitted size, so the gain it computes from the canvas is the resize ratio, and the padding is
+    centred with the same rounding.
+    """
+    height = -(-max(image.shape[0] for image in images) // STRIDE) * STRIDE
+    width = -(-max(image.shape[1] for image in images) // STRIDE) * STRIDE
+    out = np.full((len(images), height, width, 3), PAD_VALUE, dtype=np.uint8)
+    for index, image in enumerate(images):
+        h, w = image.shape[:2]
+        top = round((height - h) / 2 - 0.1)
+        left = round((width - w) / 2 - 0.1)
+        out[index, top : top + h, left : left + w] = image
+    return out
+
+
+def letterbox(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Fit and pad to a square ``size`` x ``size``, as ultralytics' LetterBox(auto=False, center=True)."""
+    fitted = fit(pixels, size)
     out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    top = round((size - new_h) / 2 - 0.1)
-    left = round((size - new_w) / 2 - 0.1)
-    out[top : top + new_h, left : left + new_w] = pixels
+    h, w = fitted.shape[:2]
+    top = round((size - h) / 2 - 0.1)
+    left = round((size - w) / 2 - 0.1)
+    out[top : top + h, left : left + w] = fitted
     return out
 
 
@@ -83,7 +110,10 @@ class Detector:
         self.device = device or device_name()
         self.half = self.device.startswith("cuda")
         self.image_size = image_size
-        self.model = YOLO(weights)
+        try:
+            self.model = YOLO(weights)
+        except Exception as error:  # ultralytics raises many types for a truncated or foreign file
+            raise ModelError(f"detector weights {weights} are not a model ultralytics loads: {error}") from error
         self.categories = class_categories(dict(self.model.names), class_map)
         # One predict call sets up ultralytics' predictor with our settings and warms the model up.
         self.model.predict(
@@ -124,7 +154,7 @@ class Detector:
         """Boxes per image, in each image's own pixels.
 
         Args:
-            batch: letterboxed images, ``B x size x size x 3`` uint8 RGB.
+            batch: letterboxed images, ``B x H x W x 3`` uint8 RGB (``pad_batch``).
             shapes: each image's (height, width) before letterboxing.
         """
         if self.oom_batch and len(shapes) > self.oom_batch:

@@ -6,6 +6,7 @@ Nothing is ever fetched from a model hub: weights come from where the run config
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -71,14 +72,26 @@ def fetch(uri: str, what: str) -> ModelFile:
         path = Path(uri).expanduser()
         if not path.is_file():
             raise ModelError(f"{what} not found: {uri}")
-    sidecar = path.with_name(path.name + ".sha256")
-    if sidecar.exists() and sidecar.stat().st_mtime >= path.stat().st_mtime:
-        sha = sidecar.read_text().strip()
+    if path.is_relative_to(cache_dir()):
+        # Downloaded weights: the hash is kept beside them, so a Batch host's next job skips hashing.
+        sidecar = path.with_name(path.name + ".sha256")
+        if sidecar.exists() and sidecar.stat().st_mtime >= path.stat().st_mtime:
+            sha = sidecar.read_text().strip()
+        else:
+            sha = _sha256(path)
+            with contextlib.suppress(OSError):
+                sidecar.write_text(sha)
     else:
-        sha = _sha256(path)
-        with contextlib.suppress(OSError):  # a read-only model folder: hash again next time
-            sidecar.write_text(sha)
+        # The user's own file: never write into their model folder; hash once per process and version.
+        stat = path.stat()
+        sha = _hash_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     return ModelFile(uri, path, sha)
+
+
+@functools.cache
+def _hash_of(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a local file, remembered for as long as its size and modification time stay the same."""
+    return _sha256(Path(path))
 
 
 def class_categories(names: dict[int, str], class_map: str | dict[str, str]) -> dict[int, str]:

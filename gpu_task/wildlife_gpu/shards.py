@@ -94,8 +94,8 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 def attempt() -> int:
-    """Which Batch attempt this is (1 on the first try; AWS Batch counts from 0)."""
-    return int(os.environ.get("AWS_BATCH_JOB_ATTEMPT", "0") or 0) + 1
+    """Which Batch attempt this is: AWS Batch numbers them from 1 (AWS_BATCH_JOB_ATTEMPT); 1 outside Batch."""
+    return int(os.environ.get("AWS_BATCH_JOB_ATTEMPT") or 1)
 
 
 def host() -> dict[str, Any]:
