@@ -27,6 +27,12 @@ $(STAMP): $(REQS)
 
 venv: $(STAMP)
 
+# The pipeline on the 21 bundled sample images with the demo models: the real state machine in the
+# local engine, no AWS account. 7 images per shard, so the samples make three shards and the live
+# view shows the detection Map at work. Results go to results/runs/<run_id>/final/.
+run: $(STAMP)
+	$(BIN)/wildlife run demo/samples --out results --shard-size 7
+
 # Tests run offline: fake credentials and a region, so nothing can ever reach a real account.
 test: $(STAMP)
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
@@ -56,7 +62,8 @@ demo-models: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# The same plus the GPU figures (FP16 images/s at 640 and 1280, end-to-end vs model-only).
+# Only the GPU figures (FP16 images/s at 640 and 1280, end-to-end vs model-only): one short run that
+# fits a GPU machine's time budget; bench/RESULTS.md says how to run it there.
 bench-gpu: $(STAMP)
 	$(BIN)/python -m bench --gpu
 

@@ -1,7 +1,7 @@
 """Run the pipeline's real state machine in moto, with Lambdas and Batch jobs run in-process.
 
 moto's Step Functions interpreter (ported from LocalStack) executes an ASL definition when
-``mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`` is active. Four gaps stand
+``mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`` is active. Five gaps stand
 between it and our state machine; this module closes them, and it is the only module of the
 project that touches moto's internals. moto is pinned exactly (``PINNED_MOTO_VERSION``) and
 ``check_moto_internals()`` fails loudly, naming the attribute, when an upgrade moves any of them.
@@ -36,6 +36,9 @@ The four patches, all applied by ``LocalAws`` on entry and undone on exit:
    counters, when the items are done (AWS stops a Map Run as soon as it is exceeded; here the
    remaining items still run). A threshold of 0 next to a positive other one counts as not
    declared (moto does not tell the two apart); with both at 0, any failure fails the Map Run.
+
+A Fail state may not raise an error named ``States.*`` (the spec reserves the prefix; moto's
+``CustomErrorName`` enforces it): RecordFailure renames such errors (``failures.run_error_name``).
 
 Also known about moto 5.2.5 and not patched here: variables and JSONata fail (moto issue 10105);
 JSONPath filters with ``&&`` / ``||`` do not parse (moto issue 10078).
@@ -778,6 +781,20 @@ def _drop_tolerance_warning(record: logging.LogRecord) -> bool:
     return "currently have no effect" not in record.getMessage()
 
 
+def s3_passthrough_urls(buckets: Iterable[str]) -> list[str]:
+    """Regular expressions for moto's passthrough that match every S3 request URL of these buckets.
+
+    Virtual-hosted (``https://b.s3.us-east-1.amazonaws.com/key``) and path-style
+    (``https://s3.amazonaws.com/b/key``) addresses, with or without a region in the host name.
+    """
+    urls = []
+    for bucket in buckets:
+        name = re.escape(bucket)
+        urls.append(rf"https?://{name}\.s3[.-]([a-z0-9-]+\.)?amazonaws\.com(/|$)")
+        urls.append(rf"https?://s3([.-][a-z0-9-]+)?\.amazonaws\.com/{name}(/|$)")
+    return urls
+
+
 _active: LocalAws | None = None
 _active_lock = threading.Lock()
 
@@ -817,12 +834,19 @@ class LocalAws:
         region: the region of every client and resource.
         batch_concurrency: how many Batch job attempts run at once (1: one at a time, the default,
             since a local GPU runs one job well and two badly).
+        real_s3_buckets: buckets whose requests go to the real S3 instead of moto (moto's passthrough):
+            a local run's input or models in S3. Only clients with real credentials can use them;
+            moto replaces the environment's credentials while it runs, so make such a client before
+            entering (``wildlife.engine.local`` does, for the shared storage client).
     """
 
     _JOIN_TIMEOUT_S = 10.0  # how long leaving waits for a Batch runner still running
 
-    def __init__(self, *, region: str = DEFAULT_REGION, batch_concurrency: int = 1) -> None:
+    def __init__(
+        self, *, region: str = DEFAULT_REGION, batch_concurrency: int = 1, real_s3_buckets: Iterable[str] = ()
+    ) -> None:
         self.region = region
+        self.real_s3_buckets = sorted(set(real_s3_buckets))
         self._lambda_handlers: dict[str, LambdaHandler] = {}
         self._batch = _LocalBatch(concurrency=batch_concurrency)
         self._patches = [
@@ -849,6 +873,13 @@ class LocalAws:
                     "stepfunctions": {"execute_state_machine": True},
                     "lambda": {"use_docker": False},
                     "batch": {"use_docker": False},
+                    # moto's defaults, plus the passthrough; "core" is replaced whole, not merged.
+                    "core": {
+                        "mock_credentials": True,
+                        "passthrough": {"urls": s3_passthrough_urls(self.real_s3_buckets), "services": []},
+                        "reset_boto3_session": True,
+                        "service_whitelist": None,
+                    },
                 }
             )
             self._mock.start()

@@ -8,7 +8,7 @@ retry strategy) all come from the SAM template, resolved against the ARNs of the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class PipelineTemplate:
     functions: dict[str, FunctionSpec]
     job_definitions: dict[str, dict[str, Any]]
     job_queues: list[str]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Template parameter name → its Default (None when it has none)."""
 
     @classmethod
     def load(cls, path: Path) -> PipelineTemplate:
@@ -71,7 +73,10 @@ class PipelineTemplate:
         }
         jobs = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobDefinition"}
         queues = [name for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobQueue"]
-        return cls(path.parent, definition, props.get("DefinitionSubstitutions", {}), functions, jobs, queues)
+        parameters = {name: spec.get("Default") for name, spec in document.get("Parameters", {}).items()}
+        return cls(
+            path.parent, definition, props.get("DefinitionSubstitutions", {}), functions, jobs, queues, parameters
+        )
 
     def render(self, arns: dict[str, str]) -> str:
         """The ASL with every ``${Name}`` replaced, as CloudFormation would, using local ARNs.
@@ -111,3 +116,42 @@ def _arn(logical_id: str, arns: dict[str, str]) -> str:
     if logical_id not in arns:
         raise TemplateError(f"no local stand-in for {logical_id}")
     return arns[logical_id]
+
+
+def resolve_properties(value: Any, names: dict[str, Any]) -> Any:
+    """Resolve the intrinsic functions in a resource's Properties, recursively, as CloudFormation would.
+
+    Handles Ref, Fn::GetAtt, Fn::Sub (string form) and Fn::Join. ``names`` maps what a Ref or GetAtt
+    names (a parameter, a logical id, or ``Logical.Attribute``) to its local value; pseudo parameters
+    come from ``PSEUDO``.
+
+    Raises:
+        TemplateError: an intrinsic function or a name the local engine has no value for.
+    """
+
+    def lookup(name: str) -> Any:
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in names:
+            return names[name]
+        if "." in name and name.split(".")[0] in names:
+            return names[name.split(".")[0]]
+        raise TemplateError(f"the local engine has no value for {name!r}")
+
+    if isinstance(value, list):
+        return [resolve_properties(item, names) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((kind, arg),) = value.items()
+        if kind == "Ref":
+            return lookup(arg)
+        if kind == "Fn::GetAtt":
+            return lookup(".".join(arg) if isinstance(arg, list) else arg)
+        if kind == "Fn::Sub" and isinstance(arg, str):
+            return re.sub(r"\$\{([A-Za-z0-9_:.]+)\}", lambda m: str(lookup(m.group(1))), arg)
+        if kind == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            return str(arg[0]).join(str(resolve_properties(part, names)) for part in arg[1])
+        if kind.startswith("Fn::") or kind == "Condition":
+            raise TemplateError(f"the local engine cannot resolve {kind} in {value!r}")
+    return {key: resolve_properties(item, names) for key, item in value.items()}

@@ -21,6 +21,16 @@ log = logging.getLogger(__name__)
 # Step Functions caps a Fail state's cause at 32,768 characters; keep well inside it.
 MAX_CAUSE = 8000
 
+# The States Language reserves the "States." prefix for errors Step Functions raises itself: a Fail
+# state may not use it (moto enforces this as the spec says). The run's failure keeps the original
+# name in failure.json and ends with one of these, named for what the user sees.
+RUN_ERROR_NAMES = {"States.ExceedToleratedFailureThreshold": "ShardsFailed"}
+
+
+def run_error_name(error: str) -> str:
+    """The Fail state's error for a caught Step Functions error: ShardsFailed, TaskFailed, Timeout, …"""
+    return RUN_ERROR_NAMES.get(error, error.removeprefix("States."))
+
 
 def _batch_cause(job: dict[str, Any]) -> str:
     name = job.get("JobName", "a Batch job")
@@ -100,8 +110,14 @@ def record_failure(
         try:
             storage.write_json(
                 storage.join(run_uri, "final", "failure.json"),
-                {"error": name, "cause": cause, "raw_cause": error.get("Cause"), "failed": now()},
+                {
+                    "error": run_error_name(name),
+                    "step_functions_error": name,
+                    "cause": cause,
+                    "raw_cause": error.get("Cause"),
+                    "failed": now(),
+                },
             )
         except Exception as problem:  # recording is best effort: never hide the original cause
             log.warning("could not write failure.json: %s", problem)
-    return {"Error": name, "Cause": cause}
+    return {"Error": run_error_name(name), "Cause": cause}

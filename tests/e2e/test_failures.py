@@ -1,0 +1,150 @@
+"""Failure paths through the real ASL: Spot loss, a job failing on its own, tolerance, a Lambda that raises.
+
+A host loss is injected the way AWS reports one (``BatchResult.host_lost``: the attempt ends with
+"Host EC2 (instance ...) terminated." and no exit code) after the real GPU task has run; a job
+failure is real: the GPU task exits 1 on a shard manifest it cannot read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from wildlife_common import storage
+from wildlife_common.layout import RunLayout
+
+from tests.e2e.conftest import SAMPLES, demo_config, final
+from wildlife.engine.local import LocalEngine
+from wildlife.engine.moto_hooks import BatchJob, BatchResult
+
+pytestmark = pytest.mark.slow
+
+LOST_SHARD = "00001"
+
+
+def layout_of(job: BatchJob) -> RunLayout:
+    return RunLayout(storage.as_folder(job.parameters["run_uri"]))
+
+
+def batch_attempts(engine: LocalEngine, job_name: str) -> list[dict]:
+    """The attempts Batch recorded for the job of that name (DescribeJobs, as the console shows them)."""
+    batch = engine.aws.client("batch")
+    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueName"]
+    summaries = [
+        job
+        for status in ("SUCCEEDED", "FAILED")
+        for job in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+        if job["jobName"] == job_name
+    ]
+    assert len(summaries) == 1, summaries
+    return batch.describe_jobs(jobs=[summaries[0]["jobId"]])["jobs"][0]["attempts"]
+
+
+def test_a_detect_job_lost_with_its_host_is_retried_by_the_job_definition_and_its_rows_appear_once(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    def lose_host_once(job: BatchJob) -> BatchResult:
+        result = engine.run_job(job)
+        if job.job_name == f"detect-{LOST_SHARD}" and job.attempt == 1:
+            # The instance went away after the shard's results were written but before its commit
+            # marker: the retried attempt must overwrite the same keys, never add rows.
+            Path(layout_of(job).done("stage1", LOST_SHARD)).unlink()
+            return BatchResult.host_lost("i-0spot")
+        return result
+
+    engine.aws.set_batch_runner(lose_host_once)
+    result = engine.run(demo_config(SAMPLES, tmp_path / "out", detection_only=True), timeout_s=300)
+
+    assert result.succeeded, result.cause
+    # The template's RetryStrategy: "Host EC2*" → RETRY, so attempt 2 ran and succeeded.
+    attempts = batch_attempts(engine, f"detect-{LOST_SHARD}")
+    assert [a.get("statusReason") for a in attempts] == [
+        "Host EC2 (instance i-0spot) terminated.",
+        "Essential container in task exited",
+    ]
+    assert [a["container"].get("exitCode") for a in attempts] == [None, 0]
+    rows, _, summary = final(result.output["run_uri"])
+    lost = [r for r in rows if r["shard"] == LOST_SHARD]
+    assert len({r["image"] for r in lost}) == 7
+    assert not [key for key, n in Counter((r["image"], r["detection"]) for r in rows).items() if n > 1]
+    assert summary["images"] == 21 and summary["balanced"] is True and summary["shards"]["failed"] == []
+
+
+def break_shard(engine: LocalEngine, shard: str) -> Callable[[BatchJob], BatchResult]:
+    """A runner under which the GPU task fails on its own on one shard: its manifest is unreadable."""
+
+    def runner(job: BatchJob) -> BatchResult:
+        if job.job_name != f"detect-{shard}":
+            return engine.run_job(job)
+        manifest = Path(layout_of(job).shard_manifest("stage1", shard))
+        original = manifest.read_bytes()
+        manifest.write_bytes(b"{ not json")
+        try:
+            return engine.run_job(job)
+        finally:
+            # Back as planned, so that materialize can list the shard's images as failed.
+            manifest.write_bytes(original)
+
+    return runner
+
+
+def test_failed_shards_within_the_tolerance_leave_the_run_successful_with_the_shards_listed(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    engine.aws.set_batch_runner(break_shard(engine, LOST_SHARD))
+    # 1 of 3 shards is 33 %, within 50 %.
+    config = demo_config(SAMPLES, tmp_path / "out", detection_only=True, tolerated_failure_percentage=50.0)
+    result = engine.run(config, timeout_s=300)
+
+    assert result.succeeded, result.cause
+    # A job that failed on its own is not retried: the rule EXIT on "*" ends it after one attempt.
+    attempts = batch_attempts(engine, f"detect-{LOST_SHARD}")
+    assert len(attempts) == 1 and attempts[0]["container"]["exitCode"] == 1
+    assert [j.job_name for j in result.jobs].count(f"detect-{LOST_SHARD}") == 1
+    rows, megadetector, summary = final(result.output["run_uri"])
+    assert summary["status"] == "partial"
+    assert summary["shards"]["failed"] == [{"stage": "stage1", "shard": LOST_SHARD}]
+    assert result.output["failed_shards"] == [f"stage1/{LOST_SHARD}"]
+    # Its images are in the table, each once, as failures naming the shard; the others are processed.
+    failed = [r for r in rows if r["failure"]]
+    assert len(failed) == 7 and all(r["shard"] == LOST_SHARD and LOST_SHARD in r["failure"] for r in failed)
+    assert summary["images"] == 21 and summary["failed_images"] == 7 and summary["balanced"] is True
+    assert sum(1 for i in megadetector["images"] if i.get("failure")) == 7
+
+
+def test_failed_shards_beyond_the_tolerance_fail_the_execution_with_a_cause_that_names_them(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    engine.aws.set_batch_runner(break_shard(engine, LOST_SHARD))
+    # 1 of 3 shards is 33 %, beyond the default 5 %.
+    result = engine.run(demo_config(SAMPLES, tmp_path / "out", detection_only=True), timeout_s=300)
+
+    assert result.status == "FAILED"
+    assert result.error == "ShardsFailed"
+    assert f"1 detection shard(s) failed, more than the tolerated 5.0%: {LOST_SHARD}" in (result.cause or "")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")]
+    assert entered[-2:] == ["RecordFailure", "RunFailed"]
+    assert "Materialize" not in entered
+    failure = json.loads((tmp_path / "out" / "runs" / "e2e" / "final" / "failure.json").read_text())
+    assert failure["error"] == "ShardsFailed" and LOST_SHARD in failure["cause"]
+
+
+def test_a_lambda_that_raises_leads_through_catch_to_a_failed_execution_whose_history_has_the_cause(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-detector.pt"
+    result = engine.run(demo_config(SAMPLES, tmp_path / "out", detector=str(missing)), timeout_s=120)
+
+    assert result.status == "FAILED"
+    assert result.error == "ConfigError"
+    assert result.cause == f"ConfigError: detector not found: {missing}"
+    failed = [e for e in result.history if e["type"] == "TaskFailed"]
+    assert failed and failed[0]["taskFailedEventDetails"]["error"] == "ConfigError"
+    cause = json.loads(failed[0]["taskFailedEventDetails"]["cause"])
+    assert cause["errorType"] == "ConfigError" and str(missing) in cause["errorMessage"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")]
+    assert entered == ["PlanDetection", "RecordFailure", "RunFailed"]
+    assert result.jobs == []

@@ -1,0 +1,120 @@
+"""``wildlife run``'s command line: settings from demo defaults, profile and options; one-line errors.
+
+These stop before the engine starts (checks run first, in a second); the runs themselves are in
+tests/e2e/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wildlife.cli import main, parser
+from wildlife.commands.run import DEMO_MODELS, build_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "demo" / "samples"
+
+
+def config_for(*argv: str) -> dict:
+    return build_config(parser().parse_args(["run", *argv]))
+
+
+def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    status = main(["run", *argv])
+    err = capsys.readouterr().err
+    return status, err
+
+
+def test_with_no_model_options_the_demo_models_run_at_their_training_size(tmp_path: Path) -> None:
+    config = config_for(str(SAMPLES), "--out", str(tmp_path))
+
+    assert config["detector"] == str(DEMO_MODELS / "detector.pt")
+    assert config["image_size"] == 320
+    assert config["classifier"] == str(DEMO_MODELS / "classifier.pth")
+    # Architecture and labels come from classifier.json beside the checkpoint.
+    assert config["classifier_arch"] == json.loads((DEMO_MODELS / "classifier.json").read_text())["arch"]
+    assert config["classifier_labels"] == str(DEMO_MODELS / "labels.txt")
+    assert config["input"] == str(SAMPLES)
+    assert config["output"] == str(tmp_path)
+
+
+def test_a_profile_sets_the_run_and_command_line_options_override_it(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    profile = tmp_path / "profiles" / "p.yaml"
+    profile.write_text(
+        "models:\n  detector: ../models/detector.pt\n"
+        "detection:\n  image_size: 640\n  batch_size: 4\n  threshold: 0.01\n"
+        "classification:\n  threshold: 0.5\nshard_size: 100\n"
+    )
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "detector.pt").write_bytes(b"weights: only checked to exist before the run")
+
+    config = config_for(str(SAMPLES), "--out", str(tmp_path), "--profile", str(profile), "--image-size", "320")
+
+    assert config["image_size"] == 320  # the option wins
+    assert config["batch_size"] == 4 and config["detection_threshold"] == 0.01 and config["shard_size"] == 100
+    assert config["classification_threshold"] == 0.5
+    # Relative model paths are relative to the profile file.
+    assert config["detector"] == str((tmp_path / "models" / "detector.pt").resolve())
+    assert "classifier" not in config  # the profile names a detector and no classifier: detection only
+
+
+def test_the_bundled_local_profile_is_valid(tmp_path: Path) -> None:
+    config = config_for(str(SAMPLES), "--out", str(tmp_path), "--profile", str(ROOT / "profiles" / "local.yaml"))
+    assert config["detector"] == str(DEMO_MODELS / "detector.pt") and config["image_size"] == 320
+
+
+def test_an_unknown_profile_key_is_one_line_that_names_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("detection:\n  treshold: 0.1\n")
+
+    status, err = error_of(capsys, str(SAMPLES), "--out", str(tmp_path), "--profile", str(profile))
+
+    assert status == 2
+    assert err.count("\n") == 1 and "unknown key 'detection.treshold'" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["{tmp}/nowhere"], "no such folder: {tmp}/nowhere"),
+        (["{tmp}/empty"], "no images in {tmp}/empty"),
+        ([str(SAMPLES), "--detector", "{tmp}/missing.pt"], "detector weights not found: {tmp}/missing.pt"),
+        ([str(SAMPLES), "--image-size", "100"], "image_size must be a multiple of 32"),
+        ([str(SAMPLES), "--shard-size", "0"], "shard_size must be a whole number from 1"),
+        ([str(SAMPLES), "--classifier", "{tmp}/c.pth"], "--classifier needs --classifier-arch"),
+        (["--resume", "no-such-run"], "no run 'no-such-run'"),
+        ([], "give INPUT"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    (tmp_path / "c.pth").write_bytes(b"weights")
+
+    status, err = error_of(capsys, *[a.format(tmp=tmp_path) for a in argv], "--out", str(tmp_path / "out"))
+
+    assert status == 2
+    assert err.startswith("wildlife run: error: ") and err.count("\n") == 1, err
+    assert message.format(tmp=tmp_path) in err
+    assert not (tmp_path / "out" / "runs").exists()  # nothing started
+
+
+def test_a_resumed_run_keeps_its_settings_and_refuses_a_different_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stored = config_for(str(SAMPLES), "--out", str(tmp_path), "--run-id", "r1", "--shard-size", "5")
+    run_json = tmp_path / "runs" / "r1" / "run.json"
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text(json.dumps({"run_id": "r1", "config": stored, "planned": True}))
+
+    resumed = config_for("--resume", "r1", "--out", str(tmp_path))
+    assert resumed["run_id"] == "r1" and resumed["shard_size"] == 5 and resumed["input"] == str(SAMPLES)
+
+    status, err = error_of(capsys, "--resume", "r1", "--out", str(tmp_path), "--image-size", "640")
+    assert status == 2 and "r1 was made with image_size=320" in err
