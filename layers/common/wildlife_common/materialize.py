@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,6 +199,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
         RunIntegrityError: the table does not account for every input image exactly once
             (the summary is written first, so the numbers can be inspected).
     """
+    clock_start = time.perf_counter()
     config, layout, record = load_run(run_uri)
     plan = storage.read_json(storage.join(layout.run_uri, "stage1", "plan.json"))
     stage1 = _committed(layout, "stage1")
@@ -302,7 +305,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
             "stage1": _stage_timing(list(stage1.values()), sum(int(m.get("images", 0)) for m in stage1.values())),
             "stage2": _stage_timing(list(stage2.values()), sum(int(m.get("crops", 0)) for m in stage2.values())),
         },
-        "cost": costs.estimate([*stage1.values(), *stage2.values()], tally.images),
+        "cost": _cost(config, stage1, stage2, tally.images, len(plan), time.perf_counter() - clock_start),
         "detector": detector,
         "classifier": classifier,
         "outputs": {
@@ -329,6 +332,42 @@ def materialize(run_uri: str) -> dict[str, Any]:
         "detections": tally.detections,
         "failed_shards": [f"{f['stage']}/{f['shard']}" for f in failed_shards],
     }
+
+
+def _cost(
+    config: RunConfig,
+    stage1: dict[str, dict[str, Any]],
+    stage2: dict[str, dict[str, Any]],
+    images: int,
+    planned_shards: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """The run's cost (``wildlife report`` recomputes the same figure from ``cost.inputs``).
+
+    This step's own time counts as a Batch job when it runs as one (large runs), else as a Lambda
+    invocation of the memory Lambda gives it (the template's MemorySize when run locally). It is
+    measured up to here, so the few writes that follow are not in it.
+    """
+    jobs = costs.job_usage(stage1.values(), "stage1") + costs.job_usage(stage2.values(), "stage2")
+    lambdas = costs.planner_usage(images, planned_shards, config.classify)
+    on_batch = bool(os.environ.get("AWS_BATCH_JOB_ID"))
+    if on_batch:
+        jobs.append(
+            {
+                "stage": "materialize",
+                "shard": None,
+                "instance_type": None,
+                "lifecycle": None,
+                "seconds": round(seconds, 3),
+            }
+        )
+    else:
+        memory = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or costs.MATERIALIZE_MEMORY_MB)
+        lambdas.append({"function": "Materialize", "memory_mb": memory, "seconds": round(seconds, 3), "measured": True})
+    transitions = costs.state_transitions(
+        len(stage1), len(stage2), classify=config.classify, materialize_on_batch=on_batch
+    )
+    return costs.run_cost(jobs, images, lambdas=lambdas, transitions=transitions)
 
 
 def _message(config: RunConfig, tally: Tally, failed: list[dict[str, str]], counts: dict[str, Any]) -> str:

@@ -1,0 +1,121 @@
+"""deploy-image: the docker commands it builds, the ECR login over stdin, and a one-line error without Docker.
+
+Docker is not on the test machines, so a small executable named ``docker`` on PATH records the
+arguments and stdin it is run with: the subprocess calls are real, only the program is not Docker.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.ops_support import REGION, STACK, create_stack
+from wildlife.cli import main
+from wildlife.ops import stack as outputs
+from wildlife.ops.image import DockerError, image_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+REPOSITORY = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/wildlife-gpu"
+
+
+def test_the_image_is_built_for_the_gpu_instances_from_the_repository_root_and_pushed_to_ecr() -> None:
+    commands = image_commands(REPOSITORY, "v7", ROOT)
+    assert commands.build == [
+        "docker",
+        "build",
+        "--platform",
+        "linux/amd64",  # g4dn, g5 and g6 are x86_64, whatever the laptop is
+        "-f",
+        str(ROOT / "gpu_task" / "Dockerfile"),
+        "-t",
+        f"{REPOSITORY}:v7",
+        str(ROOT),
+    ]
+    assert commands.login == [
+        "docker",
+        "login",
+        "--username",
+        "AWS",
+        "--password-stdin",
+        f"123456789012.dkr.ecr.{REGION}.amazonaws.com",
+    ]
+    assert commands.push == ["docker", "push", f"{REPOSITORY}:v7"]
+
+
+def test_a_source_without_the_dockerfile_is_refused(tmp_path) -> None:
+    with pytest.raises(DockerError, match="no gpu_task/Dockerfile under"):
+        image_commands(REPOSITORY, "latest", tmp_path)
+
+
+@pytest.fixture
+def deployed(monkeypatch):
+    with mock_aws():
+        create_stack({outputs.ECR_REPOSITORY: REPOSITORY})
+        monkeypatch.setenv("WILDLIFE_STACK", STACK)
+        yield
+
+
+@pytest.fixture
+def fake_docker(tmp_path, monkeypatch) -> Path:
+    """An executable ``docker`` that appends {"args", "stdin"} to calls.jsonl; the only thing on PATH."""
+    log = tmp_path / "calls.jsonl"
+    script = tmp_path / "bin" / "docker"
+    script.parent.mkdir()
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        "stdin = sys.stdin.read() if 'login' in sys.argv else None\n"
+        f"open({str(log)!r}, 'a').write(json.dumps({{'args': sys.argv[1:], 'stdin': stdin}}) + '\\n')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", str(script.parent))
+    return log
+
+
+def test_deploy_image_builds_logs_in_with_the_ecr_token_on_stdin_and_pushes(deployed, fake_docker, capsys) -> None:
+    assert main(["deploy-image", "--tag", "v7"]) == 0
+
+    calls = [json.loads(line) for line in fake_docker.read_text().splitlines()]
+    assert [call["args"][0] for call in calls] == ["build", "login", "push"]
+    token = boto3.client("ecr", region_name=REGION).get_authorization_token()["authorizationData"][0]
+    password = base64.b64decode(token["authorizationToken"]).decode().partition(":")[2]
+    assert calls[1]["stdin"] == password and password not in " ".join(calls[1]["args"])
+    assert calls[2]["args"] == ["push", f"{REPOSITORY}:v7"]
+    assert f"pushed {REPOSITORY}:v7" in capsys.readouterr().out
+
+
+def test_without_docker_deploy_image_is_one_line(deployed, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing named docker here
+    assert main(["deploy-image"]) == 1
+    assert capsys.readouterr().err == (
+        "wildlife deploy-image: error: docker not found on PATH: install Docker (https://docs.docker.com/get-docker/)"
+        " and start it\n"
+    )
+
+
+def test_dry_run_prints_the_commands_and_runs_nothing(deployed, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["deploy-image", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("$ docker build --platform linux/amd64 -f ")
+    assert (
+        out[1]
+        == f"$ docker login --username AWS --password-stdin {REPOSITORY.split('/')[0]}  (password from ECR on stdin)"
+    )
+    assert out[2] == f"$ docker push {REPOSITORY}:latest"
+
+
+def test_a_failing_docker_command_is_one_line(deployed, fake_docker, capsys) -> None:
+    script = fake_docker.parent / "bin" / "docker"
+    script.write_text(script.read_text() + "sys.exit(3 if sys.argv[1] == 'push' else 0)\n")
+    assert main(["deploy-image"]) == 1
+    assert capsys.readouterr().err == (
+        "wildlife deploy-image: error: docker push failed with exit status 3 (its output is above)\n"
+    )
