@@ -65,6 +65,14 @@ class FakeLambdaContext:
         return 900_000
 
 
+@pytest.fixture(scope="module")
+def two_torch_threads() -> None:
+    """Model tests keep torch to two threads: the tests share a 2-core machine with other work."""
+    import torch
+
+    torch.set_num_threads(2)
+
+
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()

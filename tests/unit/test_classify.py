@@ -7,28 +7,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import torch
 from wildlife_common import storage
 from wildlife_common.planning import plan_classification, plan_detection
 from wildlife_gpu import classify, cli, detect
+
+from demo.evaluate import iou
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "demo" / "models"
 SAMPLES = ROOT / "demo" / "samples"
 
-pytestmark = pytest.mark.skipif(not (MODELS / "classifier.pth").exists(), reason="demo models not built")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def two_threads() -> None:
-    torch.set_num_threads(2)  # the tests share a 2-core machine
-
-
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ from wildlife_gpu import cli, detect
 from wildlife_gpu.crops import CROP_MARGIN, MIN_CROP_SIDE
 from wildlife_gpu.detector import Detector
 
+from demo.evaluate import iou
+
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "demo" / "models"
 SAMPLES = ROOT / "demo" / "samples"
@@ -31,20 +33,7 @@ IMAGE_SIZE = 320
 # ultralytics' own default display threshold: boxes below it are too uncertain to compare one to one.
 COMPARE_CONF = 0.25
 
-pytestmark = pytest.mark.skipif(not (MODELS / "detector.pt").exists(), reason="demo models not built")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def two_threads() -> None:
-    torch.set_num_threads(2)  # the tests share a 2-core machine
-
-
-def iou(a: list[float], b: list[float]) -> float:
-    """IoU of two [x, y, w, h] boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def plan(tmp: Path, images: Path, **config) -> tuple[str, RunLayout]:
