@@ -46,7 +46,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/common/wildlife_common functions
+	$(BIN)/mypy layers/common/wildlife_common functions gpu_task/wildlife_gpu wildlife
 	$(BIN)/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/sam validate --lint --template template.yaml
 

@@ -151,7 +151,8 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
     stream = prefetch(items, prepare, workers=default_workers(), ahead=BATCHES_AHEAD * config.classify_batch_size)
     for batch in batched(clock.wait_for(stream), config.classify_batch_size):
         ok = [item for item in batch if item.tensor is not None]
-        top_idx, top_conf = classifier.classify(torch.stack([i.tensor for i in ok])) if ok else (None, None)
+        tensors = [item.tensor for item in ok if item.tensor is not None]
+        top_idx, top_conf = classifier.classify(torch.stack(tensors)) if ok else (None, None)
         results = {id(item): k for k, item in enumerate(ok)}
         for item in batch:
             row: dict[str, Any] = {

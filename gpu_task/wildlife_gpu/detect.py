@@ -144,9 +144,10 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
         )
         done_images = flushed = start
         for batch in batched(clock.wait_for(stream), batch_size):
-            ok = [item for item in batch if item.failure is None]
+            ok = [item for item in batch if item.decoded is not None and item.boxed is not None]
             shapes = [item.decoded.pixels.shape[:2] for item in ok if item.decoded is not None]
-            found = detector.detect(pad_batch([item.boxed for item in ok]), shapes) if ok else []
+            fitted = [item.boxed for item in ok if item.boxed is not None]
+            found = detector.detect(pad_batch(fitted), shapes) if ok else []
             boxes_by_index = {item.index: boxes for item, boxes in zip(ok, found, strict=True)}
             for item in batch:
                 boxes = boxes_by_index.get(item.index, [])

@@ -106,6 +106,7 @@ class Detector:
         device: str | None = None,
     ) -> None:
         from ultralytics import YOLO
+        from ultralytics.engine.predictor import BasePredictor
 
         self.device = device or device_name()
         self.half = self.device.startswith("cuda")
@@ -126,7 +127,10 @@ class Detector:
             half=self.half,
             verbose=False,
         )
-        self.predictor = self.model.predictor
+        predictor = self.model.predictor
+        if predictor is None:
+            raise ModelError(f"detector weights {weights} did not set up an ultralytics predictor")
+        self.predictor: BasePredictor = predictor
 
     def _infer(self, batch: np.ndarray, shapes: list[tuple[int, int]]) -> list[list[Box]]:
         tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
@@ -136,7 +140,7 @@ class Detector:
             preds = self.predictor.inference(tensor)
             # The predictor reads paths from its batch; ours are placeholders (we match by position
             # within our own batch, never skipping: failed images never reach the model).
-            self.predictor.batch = ([f"image{i}" for i in range(len(shapes))], None, None)
+            self.predictor.batch = ([f"image{i}" for i in range(len(shapes))], None, None)  # type: ignore[assignment]  # ultralytics declares it None until predict sets it
             stand_ins = [np.empty((h, w, 3), np.uint8) for h, w in shapes]
             results = self.predictor.postprocess(preds, tensor, stand_ins)
         out = []

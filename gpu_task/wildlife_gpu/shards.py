@@ -56,7 +56,7 @@ class ShardJob:
 
     def read_partials(self, schema: pa.Schema) -> list[pa.Table]:
         """Partial results of earlier attempts, parts 0, 1, 2, … up to the first gap."""
-        tables = []
+        tables: list[pa.Table] = []
         while True:
             uri = self.layout.partial(self.stage, self.shard, len(tables))
             if not storage.exists(uri):
