@@ -113,20 +113,23 @@ class Detector:
         self.image_size = image_size
         try:
             self.model = YOLO(weights)
+            self.categories = class_categories(dict(self.model.names), class_map)
+            # One predict call sets up ultralytics' predictor with our settings and warms the model up.
+            self.model.predict(
+                np.full((image_size, image_size, 3), PAD_VALUE, np.uint8),
+                imgsz=image_size,
+                conf=conf,
+                iou=NMS_IOU,
+                max_det=MAX_DETECTIONS,
+                device=self.device,
+                half=self.half,
+                verbose=False,
+            )
+        except ModelError:
+            raise
         except Exception as error:  # ultralytics raises many types for a truncated or foreign file
-            raise ModelError(f"detector weights {weights} are not a model ultralytics loads: {error}") from error
-        self.categories = class_categories(dict(self.model.names), class_map)
-        # One predict call sets up ultralytics' predictor with our settings and warms the model up.
-        self.model.predict(
-            np.full((image_size, image_size, 3), PAD_VALUE, np.uint8),
-            imgsz=image_size,
-            conf=conf,
-            iou=NMS_IOU,
-            max_det=MAX_DETECTIONS,
-            device=self.device,
-            half=self.half,
-            verbose=False,
-        )
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(f"detector weights {weights} are not a model ultralytics can run: {reason}") from error
         predictor = self.model.predictor
         if predictor is None:
             raise ModelError(f"detector weights {weights} did not set up an ultralytics predictor")

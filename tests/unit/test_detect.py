@@ -318,3 +318,16 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["detect", "--run", run_uri])
     assert exit_info.value.code == 2
+
+
+def test_weights_ultralytics_cannot_run_are_a_one_line_error(tmp_path, capsys) -> None:
+    run_uri, layout = plan(tmp_path, SAMPLES)
+    for name, data in (("notes.txt", b"not weights"), ("broken.pt", (MODELS / "detector.pt").read_bytes()[:5000])):
+        weights = tmp_path / name
+        weights.write_bytes(data)
+        record = storage.read_json(layout.run_json)
+        record["config"]["detector"] = str(weights)
+        storage.write_json(layout.run_json, record)
+        assert cli.main(["detect", "--run", run_uri, "--shard", "00000"]) == 1
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith(f"error: detector weights {weights}") and "unexpected" not in last, last
