@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import botocore.exceptions
+from wildlife_common.failures import readable_cause
 
 from wildlife.ops import console
 from wildlife.ops.aws import Aws, aws_errors
@@ -338,10 +339,13 @@ def _error_line(details: dict[str, Any]) -> str:
     job = batch_job_in(details.get("cause"))
     if job is not None:
         return f"{error}: {JobFailure.from_job(job, None).headline()}"
-    cause = " ".join(str(details.get("cause") or "").split())
+    # A Lambda's cause is JSON with a stack trace: show its type and message, as RecordFailure does.
+    cause = " ".join(readable_cause(error, details.get("cause")).split())
     if len(cause) > _CAUSE_CHARS:
         cause = cause[:_CAUSE_CHARS] + " …"
-    return f"{error}: {cause}" if cause else error
+    if not cause or cause == error:
+        return error
+    return cause if cause.startswith(f"{error}:") else f"{error}: {cause}"
 
 
 def follow(
