@@ -26,6 +26,9 @@ PAD_VALUE = 114
 MAX_DETECTIONS = 300
 # NMS IoU: ultralytics' default (0.7) keeps overlapping animals in a herd apart.
 NMS_IOU = 0.7
+# A model error's reason is cut here: enough for ultralytics' own diagnosis, short enough for a
+# Batch StatusReason and one console line.
+REASON_CHARS = 200
 # The largest stride of YOLO models (P5 heads; P6 models such as MegaDetector v5 use 64 but accept
 # multiples of 32 with a little padding): input sides are padded to multiples of it.
 STRIDE = 32
@@ -128,7 +131,10 @@ class Detector:
         except ModelError:
             raise
         except Exception as error:  # ultralytics raises many types for a truncated or foreign file
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            # ultralytics' messages run to several lines of advice: keep the first, without its emoji tag.
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            reason = reason.removeprefix("ERROR").strip(" ❌\ufe0f")
+            reason = reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS] + " …"
             raise ModelError(f"detector weights {weights} are not a model ultralytics can run: {reason}") from error
         predictor = self.model.predictor
         if predictor is None:

@@ -49,4 +49,4 @@ def test_unreadable_weights_end_the_run_with_one_line_that_says_why(
     assert "Traceback" not in err
     last = err.splitlines()[-1]
     assert last.startswith("wildlife run: error: run ") and "failed: 3 detection shard(s) failed" in last
-    assert f"detector weights {weights} are not a model ultralytics loads" in last
+    assert f"detector weights {weights} are not a model ultralytics can run" in last
