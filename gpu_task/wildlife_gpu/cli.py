@@ -52,9 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_classify(args.run, args.shard)
         else:
+            from wildlife_common import storage
             from wildlife_common.materialize import materialize
 
-            materialize(args.run)
+            from wildlife_gpu.metrics import put_run_metrics
+
+            result = materialize(args.run)
+            if storage.is_s3(args.run):  # a run in AWS; a local run has no CloudWatch to feed
+                put_run_metrics(result)
     except (ShardError, ModelError, PipelineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

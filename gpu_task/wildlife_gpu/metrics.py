@@ -1,12 +1,15 @@
 """Per-shard metrics as CloudWatch embedded metric format (EMF) lines, plus GPU utilization.
 
 One JSON line per shard on stdout. Lambda extracts EMF by itself; for Batch the line is in the
-job's log stream, where ``wildlife report`` and Logs Insights read it.
+job's log stream, where ``wildlife report`` and Logs Insights read it. CloudWatch does not extract
+EMF from Batch logs, so a run merged by the Batch materialize job puts its run metrics (what the
+image-failure-rate alarm watches) with PutMetricData instead (``put_run_metrics``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -85,3 +88,40 @@ class GpuSampler:
     @property
     def mean(self) -> float | None:
         return sum(self.samples) / len(self.samples) if self.samples else None
+
+
+log = logging.getLogger(__name__)
+
+
+def run_metrics(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics the Materialize Lambda emits for a run, as PutMetricData items (same names, units)."""
+    images = int(result["images"])
+    values: list[tuple[str, float, str]] = [
+        ("Images", images, "Count"),
+        ("FailedImages", int(result["failed_images"]), "Count"),
+        ("FailedShards", len(result["failed_shards"]), "Count"),
+    ]
+    if images:
+        values.append(("ImageFailureRate", 100.0 * int(result["failed_images"]) / images, "Percent"))
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "wildlife-pipeline")
+    # The Lambda's metrics carry Powertools' service dimension; the alarm matches on it.
+    dimensions = [{"Name": "service", "Value": service}]
+    return [
+        {"MetricName": name, "Value": float(value), "Unit": unit, "Dimensions": dimensions}
+        for name, value, unit in values
+    ]
+
+
+def put_run_metrics(result: dict[str, Any]) -> bool:
+    """Put a materialized run's metrics into CloudWatch; returns False (and logs why) when it could not.
+
+    The run's outputs are already written: a metrics outage must not fail the job, only be said.
+    """
+    import boto3
+
+    try:
+        boto3.client("cloudwatch").put_metric_data(Namespace=NAMESPACE, MetricData=run_metrics(result))
+    except Exception as error:
+        log.warning("could not put the run's metrics into CloudWatch: %s", error)
+        return False
+    return True

@@ -54,6 +54,8 @@ JOB_DEFINITIONS = {
 }
 # Actions that take no resource-level scoping; only these may have Resource "*".
 STAR_ONLY_ACTIONS = {
+    # Metrics take no resource; the statement is held to the pipeline's namespace (asserted below).
+    "cloudwatch:PutMetricData",
     # submitJob.sync polls and stops jobs (the documented .sync policy).
     "batch:DescribeJobs",
     "batch:TerminateJob",
@@ -582,3 +584,10 @@ def test_samconfig_defines_dev_and_prod_without_a_hardcoded_region():
         assert "region" not in deploy
         assert "InputBucketName" in json.dumps(deploy["parameter_overrides"])
     assert "NotificationEmail" in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
+
+
+def test_metrics_may_only_be_put_into_the_pipelines_namespace(resources):
+    puts = [(n, st) for n, st in iam_statements(resources) if "cloudwatch:PutMetricData" in as_list(st["Action"])]
+    assert puts, "the Batch materialize job must be able to feed the image-failure-rate alarm"
+    for name, statement in puts:
+        assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "WildlifePipeline"}}, name

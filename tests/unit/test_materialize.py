@@ -168,6 +168,8 @@ def test_a_failed_shard_is_listed_and_its_images_become_failure_rows(run, lambda
     assert summary["shards"]["failed"] == [{"stage": "stage1", "shard": "00002"}, {"stage": "stage2", "shard": "00000"}]
 
 
+# A materialize that refuses a run publishes no metrics; Powertools warns about that, as it should.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_a_shard_that_lost_an_image_fails_the_integrity_check(run, lambda_context) -> None:
     layout = RunLayout(run["run_uri"])
     commit_typical_stage1(layout)
@@ -210,3 +212,30 @@ def test_a_successful_run_feeds_the_incremental_index(run, s3, lambda_context) -
     )
     # Five images processed; the failed one (c) is tried again.
     assert again["skipped"] == 5 and again["images"] == 1
+
+
+def test_the_batch_materialize_job_puts_the_run_metrics_the_alarm_watches(run, monkeypatch, capsys) -> None:
+    """CloudWatch reads EMF only from Lambda logs: the Batch job puts the same metrics itself."""
+    import boto3
+    from wildlife_gpu import cli
+
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "wildlife-prod")
+    layout = RunLayout(run["run_uri"])
+    commit_typical_stage1(layout)  # 4 images, 1 of them failed; shard 00002 (2 images) never ran
+
+    assert cli.main(["materialize", "--run", run["run_uri"]]) == 0
+
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    service = [{"Name": "service", "Value": "wildlife-prod"}]
+    rate = cloudwatch.get_metric_statistics(
+        Namespace="WildlifePipeline",
+        MetricName="ImageFailureRate",
+        Dimensions=service,
+        StartTime="2020-01-01T00:00:00Z",
+        EndTime="2100-01-01T00:00:00Z",
+        Period=300,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [point["Maximum"] for point in rate] == [50.0]  # 3 of 6 images: 1 unreadable, 2 in the lost shard
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="WildlifePipeline")["Metrics"]}
+    assert names == {"Images", "FailedImages", "FailedShards", "ImageFailureRate"}
