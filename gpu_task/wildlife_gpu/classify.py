@@ -18,12 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from wildlife_common import storage
+from wildlife_common.config import RunConfig
 from wildlife_common.schema import CLASSIFICATION_SCHEMA
 
 from wildlife_gpu import metrics
 from wildlife_gpu.detector import device_name
 from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
-from wildlife_gpu.models import ModelError, fetch
+from wildlife_gpu.models import ModelError, ModelFile, fetch
 from wildlife_gpu.shards import ShardError, ShardJob, log_line
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,20 @@ def load_labels(uri: str) -> list[str]:
     return labels
 
 
+def load_classifier(config: RunConfig) -> tuple[list[str], ModelFile, Classifier]:
+    """The run's labels, checkpoint and loaded classifier; loaded once per process (see load_detector).
+
+    Raises:
+        ModelError: labels or checkpoint missing or unreadable, or not the named architecture.
+    """
+    if not (config.classifier and config.classifier_arch and config.classifier_labels):
+        raise ModelError("classifier, classifier_arch and classifier_labels must all be set")
+    labels = load_labels(config.classifier_labels)
+    weights = fetch(config.classifier, "classifier checkpoint")
+    classifier = _classifier(config.classifier_arch, str(weights.path), tuple(labels), config.classify_image_size)
+    return labels, weights, classifier
+
+
 def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
     """Classify one stage-2 shard and commit it; returns the commit marker."""
     job = ShardJob.open(run_uri, "stage2", shard)
@@ -132,9 +147,7 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
     config = job.config
     if not (config.classifier and config.classifier_arch and config.classifier_labels):
         raise ShardError("this run has no classifier configured")
-    labels = load_labels(config.classifier_labels)
-    weights = fetch(config.classifier, "classifier checkpoint")
-    classifier = _classifier(config.classifier_arch, str(weights.path), tuple(labels), config.classify_image_size)
+    labels, weights, classifier = load_classifier(config)
     storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
     items = _crops(job)
     log_line("classify shard", shard=shard, crops=len(items), device=classifier.device)

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from wildlife_common import storage
+from wildlife_common.config import RunConfig
 from wildlife_common.schema import DETECTION_SCHEMA
 
 from wildlife_gpu import metrics
@@ -26,7 +27,7 @@ from wildlife_gpu.crops import Crop, cut_crops
 from wildlife_gpu.detector import Box, Detector, fit, pad_batch
 from wildlife_gpu.images import DecodedImage, ImageFailure, decode
 from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
-from wildlife_gpu.models import fetch
+from wildlife_gpu.models import ModelFile, fetch
 from wildlife_gpu.shards import ShardJob, log_line
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,13 @@ def _rows(job: ShardJob, item: Prepared, boxes: list[Box], detector_id: str, cro
     return rows
 
 
-def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
-    """Detect one shard and commit it; returns the commit marker."""
-    job = ShardJob.open(run_uri, "stage1", shard)
-    if (marker := job.committed()) is not None:
-        log_line("already committed", shard=shard)
-        return marker
-    config = job.config
+def load_detector(config: RunConfig) -> tuple[ModelFile, Detector]:
+    """The run's weights and loaded detector; loaded once per process, so a caller that checks the
+    weights first (``wildlife run``) leaves the model warm for the shards.
+
+    Raises:
+        ModelError: the weights are missing, unreadable or not a model ultralytics can run.
+    """
     weights = fetch(config.detector, "detector weights")
     class_map = config.detector_classes
     detector = _detector(
@@ -123,6 +124,17 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
         config.detection_threshold,
         class_map if isinstance(class_map, str) else json.dumps(class_map, sort_keys=True),
     )
+    return weights, detector
+
+
+def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
+    """Detect one shard and commit it; returns the commit marker."""
+    job = ShardJob.open(run_uri, "stage1", shard)
+    if (marker := job.committed()) is not None:
+        log_line("already committed", shard=shard)
+        return marker
+    config = job.config
+    weights, detector = load_detector(config)
     images = job.manifest["images"]
     parts = job.read_partials(DETECTION_SCHEMA)
     # Parts hold whole images in manifest order, so the images they cover are the first ones.

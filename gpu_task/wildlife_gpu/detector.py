@@ -125,7 +125,8 @@ class Detector:
                 iou=NMS_IOU,
                 max_det=MAX_DETECTIONS,
                 device=self.device,
-                half=self.half,
+                # ultralytics 8.4's precision setting (its `half` is deprecated): FP16 on CUDA, FP32 on the CPU.
+                quantize="fp16" if self.half else None,
                 verbose=False,
             )
         except ModelError:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SAMPLES
+from tests.e2e.conftest import MODELS, SAMPLES
 from wildlife.cli import main
 
 pytestmark = pytest.mark.slow
@@ -36,17 +36,22 @@ def test_wildlife_run_on_the_samples_shows_progress_then_the_summary_and_the_thr
     assert list((tmp_path / "runs" / "demo" / "logs" / "jobs").glob("detect-*.log"))
 
 
-def test_unreadable_weights_end_the_run_with_one_line_that_says_why(
+def test_weights_that_cannot_run_are_one_line_before_the_run_starts(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     weights = tmp_path / "detector.pt"
     weights.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    checkpoint = tmp_path / "classifier.pth"
+    checkpoint.write_bytes(b"not a state dict either")
+    classifier = ["--classifier", str(checkpoint), "--classifier-arch", "mobilenetv3_small_050"]
+    classifier += ["--classifier-labels", str(MODELS / "labels.txt")]
 
-    status = main(["run", str(SAMPLES), "--out", str(tmp_path), "--detector", str(weights), "--shard-size", "7"])
-
-    err = capsys.readouterr().err
-    assert status == 1
-    assert "Traceback" not in err
-    last = err.splitlines()[-1]
-    assert last.startswith("wildlife run: error: run ") and "failed: 3 detection shard(s) failed" in last
-    assert f"detector weights {weights} are not a model ultralytics can run" in last
+    for options, what in (
+        (["--detector", str(weights)], f"detector weights {weights} are not a model ultralytics can run"),
+        (classifier, f"classifier checkpoint {checkpoint} is unreadable"),
+    ):
+        status = main(["run", str(SAMPLES), "--out", str(tmp_path / "out"), *options])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(err) == 1, err
+        assert err[0].startswith("wildlife run: error: ") and what in err[0], err[0]
+    assert not (tmp_path / "out" / "runs").exists()  # nothing was started

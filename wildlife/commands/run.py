@@ -142,6 +142,22 @@ def _check_model(key: str, uri: str | None) -> None:
         raise UsageError(f"{key} is an empty file: {uri}")
 
 
+def _load_models(config: dict[str, Any]) -> None:
+    """Load the run's models as its GPU jobs will, so weights that cannot run are one line before the
+    run starts, not a failure of every shard. The jobs run in this process and reuse the loaded models."""
+    from wildlife_gpu.classify import load_classifier
+    from wildlife_gpu.detect import load_detector
+    from wildlife_gpu.models import ModelError
+
+    settings = parse_config(config)
+    try:
+        load_detector(settings)
+        if settings.classify:
+            load_classifier(settings)
+    except ModelError as error:
+        raise UsageError(str(error)) from error
+
+
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
     """The run config (execution input) from demo defaults, the profile, the stored run and the options."""
     out = Path(args.out).expanduser().resolve()
@@ -221,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     config = build_config(args)
+    if not storage.is_s3(config["detector"]):  # s3:// models are read inside the engine (moto or real S3)
+        _load_models(config)
     run_id = config["run_id"]
     run_folder = Path(config["output"]) / "runs" / run_id
     stream = sys.stderr
