@@ -6,7 +6,7 @@ between it and our state machine; this module closes them, and it is the only mo
 project that touches moto's internals. moto is pinned exactly (``PINNED_MOTO_VERSION``) and
 ``check_moto_internals()`` fails loudly, naming the attribute, when an upgrade moves any of them.
 
-The four patches, all applied by ``LocalAws`` on entry and undone on exit:
+The five patches, all applied by ``LocalAws`` on entry and undone on exit:
 
 1. ``batch:submitJob.sync`` parameter names (upstream moto issue 10076). moto left
    ``StateTaskService._normalise_parameters`` and ``_normalise_response`` as empty stubs, so the
@@ -36,6 +36,12 @@ The four patches, all applied by ``LocalAws`` on entry and undone on exit:
    counters, when the items are done (AWS stops a Map Run as soon as it is exceeded; here the
    remaining items still run). A threshold of 0 next to a positive other one counts as not
    declared (moto does not tell the two apart); with both at 0, any failure fails the Map Run.
+
+5. Batch bookkeeping across threads. moto's Batch backend keeps jobs in a plain dict that
+   ``submit_job`` adds to and ``describe_jobs`` / ``list_jobs`` iterate; with several Map
+   iterations submitting and polling at once (``batch_concurrency`` > 1) an iteration can fail with
+   ``States.Runtime 'dictionary changed size during iteration'``, which AWS never raises. We
+   serialize those three methods with one lock (each is quick: jobs run on the runner's threads).
 
 A Fail state may not raise an error named ``States.*`` (the spec reserves the prefix; moto's
 ``CustomErrorName`` enforces it): RecordFailure renames such errors (``failures.run_error_name``).
@@ -577,6 +583,24 @@ def _mark_job_as_finished(self: BatchSimpleBackend, include_start_attempt: bool,
 
 _ORIGINAL_MAP_RUN = DistributedIterationComponent.__dict__["_map_run"]
 
+# --------------------------------------------------------------------------------------------
+# Patch 5: Batch's job dict, used from several threads
+# --------------------------------------------------------------------------------------------
+
+_BATCH_JOBS_LOCK = threading.RLock()
+_BATCH_SERIALIZED = ("submit_job", "describe_jobs", "list_jobs")
+
+
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run under the Batch jobs lock (patch 5)."""
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _BATCH_JOBS_LOCK:
+            return method(self, *args, **kwargs)
+
+    return locked
+
 
 def exceeds_tolerance(failed: int, total: int, tolerated_count: int, tolerated_percentage: float) -> bool:
     """Whether a Map Run with ``failed`` of ``total`` items failed exceeds its tolerated failures.
@@ -762,6 +786,11 @@ def check_moto_internals() -> None:
         problems.append("DistributedIterationComponent._map_run now reads the tolerance: re-check patch 4")
     if not hasattr(StatesErrorNameType, "StatesExceedToleratedFailureThreshold"):
         problems.append("StatesErrorNameType.StatesExceedToleratedFailureThreshold is missing")
+    for name in _BATCH_SERIALIZED:
+        if not callable(getattr(BatchSimpleBackend, name, None)):
+            problems.append(f"moto.batch_simple.models.BatchSimpleBackend.{name} is missing: re-check patch 5")
+    if "self._jobs.items()" not in inspect.getsource(BatchSimpleBackend.describe_jobs):
+        problems.append("BatchBackend.describe_jobs no longer iterates self._jobs: re-check whether patch 5 is needed")
     if problems:
         raise MotoInternalsChanged(
             f"wildlife/engine/moto_hooks.py was written against moto {PINNED_MOTO_VERSION}; the installed moto "
@@ -826,7 +855,7 @@ class _Patch:
 class LocalAws:
     """moto with the Step Functions interpreter on, Lambdas calling Python handlers, Batch jobs run locally.
 
-    A context manager: entering checks moto's internals, starts ``mock_aws`` and applies the four
+    A context manager: entering checks moto's internals, starts ``mock_aws`` and applies the five
     patches (see the module docstring); leaving stops running executions, waits briefly for Batch
     worker threads, undoes the patches and stops the mock. One LocalAws can be active at a time.
 
@@ -855,6 +884,10 @@ class LocalAws:
             _Patch(LambdaSimpleBackend, "invoke", _lambda_invoke),
             _Patch(BatchSimpleBackend, "_mark_job_as_finished", _mark_job_as_finished),
             _Patch(DistributedIterationComponent, "_map_run", _map_run_with_tolerance),
+            *(
+                _Patch(BatchSimpleBackend, name, _serialized(getattr(BatchSimpleBackend, name)))
+                for name in _BATCH_SERIALIZED
+            ),
         ]
         self._mock: Any = None
         self._role_arn: str | None = None
