@@ -9,7 +9,7 @@ import pytest
 from wildlife_common import storage
 
 from tests.e2e.conftest import GROUND_TRUTH, SAMPLES, SHOW_THRESHOLD, agreement, demo_config, final
-from wildlife.engine.local import LocalEngine
+from wildlife.engine.local import MIRROR_BUCKET, LocalEngine
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +73,11 @@ def test_the_sample_folder_gives_parquet_megadetector_json_and_summary_that_matc
         "detect-00001",
         "detect-00002",
     ]
+    # The Maps' children's results went to S3 (ResultWriter), not into the execution's state.
+    written = engine.aws.client("s3").list_objects_v2(Bucket=MIRROR_BUCKET, Prefix="map-results/")
+    keys = [item["Key"] for item in written.get("Contents", [])]
+    for stage in ("detect", "classify"):
+        assert any(key.startswith(f"map-results/{stage}/") and key.endswith("manifest.json") for key in keys), keys
 
 
 def test_an_s3_input_is_read_in_place_with_the_same_results(engine: LocalEngine, tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ DUMMY_SUBSTITUTIONS = {
     "LambdaInvoke": "arn:aws:states:::lambda:invoke",
     "BatchSubmitJobSync": "arn:aws:states:::batch:submitJob.sync",
     "S3GetObject": "arn:aws:states:::s3:getObject",
+    "S3PutObject": "arn:aws:states:::s3:putObject",
+    "PipelineBucketName": "pipeline",
 }
 
 STATE_TYPES = {
@@ -275,6 +277,11 @@ def test_every_map_is_distributed_with_a_float_failure_tolerance_and_a_catch(def
             }
         ]
         assert state["ItemReader"]["Resource"] == "${S3GetObject}"
+        # Children's results go to S3, never into the state (256 KiB), under the expiring map-results/.
+        assert state["ResultWriter"]["Resource"] == "${S3PutObject}"
+        assert state["ResultWriter"]["Parameters"]["Bucket"] == "${PipelineBucketName}"
+        assert state["ResultWriter"]["Parameters"]["Prefix"].startswith("map-results/")
+        assert "WriterConfig" not in state["ResultWriter"]  # moto's grammar rejects it (NOTES.md)
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", state["Label"])
 
 

@@ -199,6 +199,9 @@ def test_intermediate_files_and_stale_uploads_expire(resources):
     assert intermediate["TagFilters"] == [{"Key": "lifecycle", "Value": "intermediate"}]
     assert intermediate["ExpirationInDays"] == {"Ref": "IntermediateFilesExpireDays"}
     assert not intermediate.get("Prefix"), "a prefix here would make the tag rule miss runs/<id>/stage1/"
+    # Step Functions writes the Maps' results untagged, under one prefix (the ASL's ResultWriter).
+    [map_results] = [r for r in rules if r.get("Prefix") == "map-results/"]
+    assert map_results["ExpirationInDays"] == {"Ref": "IntermediateFilesExpireDays"}
     assert any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") for r in rules)
     if resources["PipelineBucket"]["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled":
         assert any("NoncurrentVersionExpiration" in r for r in rules)
@@ -291,7 +294,9 @@ def test_each_function_writes_only_under_its_prefixes(resources):
         for resource in as_list(statement["Resource"]):
             text = fn_sub_text(resource)
             assert text.startswith("${PipelineBucket.Arn}/") and text.endswith("/*"), (name, text)
-            assert text.split("/")[1] in ("runs", "index"), (name, text)
+            # runs/ and index/ for our code; map-results/ for the state machine's ResultWriter only.
+            allowed = ("runs", "index", "map-results") if name.startswith("PipelineStateMachine") else ("runs", "index")
+            assert text.split("/")[1] in allowed, (name, text)
 
 
 # --- functions, layer, state machine ----------------------------------------------------------
@@ -367,6 +372,8 @@ def test_substitutions_point_at_resources_of_the_right_type(resources):
         elif key.endswith("JobDefinitionArn"):
             assert resources[value["Ref"]]["Type"] == "AWS::Batch::JobDefinition", key
             assert key == value["Ref"] + "Arn"
+        elif key == "PipelineBucketName":
+            assert value == {"Ref": "PipelineBucket"}
         elif key == "JobQueueArn":
             assert value == {"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}
             assert resources["JobQueue"]["Type"] == "AWS::Batch::JobQueue"
@@ -374,6 +381,7 @@ def test_substitutions_point_at_resources_of_the_right_type(resources):
         "LambdaInvoke": "lambda:invoke",
         "BatchSubmitJobSync": "batch:submitJob.sync",
         "S3GetObject": "s3:getObject",
+        "S3PutObject": "s3:putObject",
     }
     for key, service in integrations.items():
         assert substitutions[key] == {"Fn::Sub": f"arn:${{AWS::Partition}}:states:::{service}"}

@@ -193,7 +193,8 @@ class LocalEngine:
             name: resolve_properties(props, self._stand_ins()) for name, props in self.template.job_definitions.items()
         }
         arns.update(self.aws.register_batch(job_queues=self.template.job_queues, job_definitions=job_definitions))
-        definition = self.template.render(arns)
+        # The Maps' ResultWriter writes into the pipeline bucket; locally that is the mirror bucket.
+        definition = self.template.render({**arns, "PipelineBucket": MIRROR_BUCKET})
         if self.short_waits:
             definition = shorten_waits(definition)
         self.state_machine_arn = self.aws.create_state_machine(f"{PSEUDO['AWS::StackName']}-pipeline", definition)
