@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TextIO
 
-
-def duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else (f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s")
-    )
+from wildlife.text import duration
 
 
 class LiveView:

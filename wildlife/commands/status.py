@@ -8,8 +8,8 @@ from typing import Any
 
 from wildlife.commands._stack import add_stack_options, open_stack
 from wildlife.ops import console
-from wildlife.ops.follow import duration
 from wildlife.ops.runs import TERMINAL, RunRow, find_run, list_runs, run_row
+from wildlife.text import duration
 
 
 def add_parser(subparsers: Any) -> None:

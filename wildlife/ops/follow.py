@@ -31,6 +31,7 @@ from wildlife.ops import console
 from wildlife.ops.aws import Aws, aws_errors
 from wildlife.ops.runs import TERMINAL, Execution, describe
 from wildlife.ops.stack import Stack
+from wildlife.text import duration
 
 DEFAULT_LOG_LINES = 10
 """Last lines of a failed job's log shown under it: enough for a Python traceback's end."""
@@ -40,18 +41,6 @@ _DESCRIBE_JOBS_MAX = 100
 
 _CAUSE_CHARS = 500
 """A cause longer than this is cut: a Batch job's JSON is kilobytes, and is shown as a job instead."""
-
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def _camel(value: Any) -> Any:

@@ -20,9 +20,9 @@ from wildlife_common.errors import PipelineError
 from wildlife_common.layout import RunLayout
 
 from wildlife.ops.aws import Aws, RunNotFound
-from wildlife.ops.follow import duration
 from wildlife.ops.runs import Execution, find_run, read_json
 from wildlife.ops.stack import Stack
+from wildlife.text import duration
 
 JOBS_LISTED = 20
 """Runs with up to this many jobs list every job; larger ones list them with --all-jobs."""
