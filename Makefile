@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-REQS := requirements/all.txt requirements/dev.txt layers/common/requirements.txt gpu_task/requirements.txt
+REQS := requirements/all.txt requirements/dev.txt requirements/dev-nodeps.txt layers/common/requirements.txt \
+	gpu_task/requirements.txt gpu_task/requirements-nodeps.txt
 
 .PHONY: help venv run test test-fast lint format build deploy validate clean bench bench-gpu demo-models
 
@@ -21,6 +22,9 @@ $(STAMP): $(REQS)
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/all.txt
+	# yolov5 (the GPU task) and the reference implementations the tests compare with, without the
+	# dependencies they declare (see the files); what they import is in the files above.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/dev-nodeps.txt
 	# Our own code, editable: the three import roots and the `wildlife` command (pyproject.toml).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
@@ -54,9 +58,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The bundled demo pack (demo/models, demo/samples) is committed; this rebuilds it (~15 min on 2 cores).
+# The bundled demo pack (demo/models, demo/samples) is committed; this rebuilds it (~30 min on 2 cores:
+# the ultralytics detector and the classifier, then the detector in MegaDetector v5's format).
 demo-models: $(STAMP)
 	$(BIN)/python -m demo.build
+	$(BIN)/python -m demo.yolov5_detector
 
 # Speed figures, each measured side by side in one run: bench/results.json and bench/RESULTS.md.
 bench: $(STAMP)

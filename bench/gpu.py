@@ -57,17 +57,17 @@ def md_sized_weights(out: Path) -> Path:
     return path
 
 
-def model_only(weights: Path, batches: Sequence[np.ndarray], shapes: list[tuple[int, int]], size: int):
+def model_only(weights: Path, batches: Sequence[np.ndarray], places: list, size: int):
     """A callable that runs ``Detector.detect`` on every batch once; the detector, warmed up."""
     from wildlife_gpu.detector import Detector
 
     detector = Detector(str(weights), image_size=size, conf=0.005, class_map="megadetector")
     for batch in batches[:3]:  # cuDNN picks its kernels on the first batches of a shape
-        detector.detect(batch, shapes)
+        detector.detect(batch, places)
 
     def run() -> None:
         for batch in batches:
-            detector.detect(batch, shapes)  # returns host lists: the GPU work is finished
+            detector.detect(batch, places)  # returns host lists: the GPU work is finished
 
     return run
 
@@ -100,8 +100,8 @@ def run(
     Separate from :func:`measure` so that the unit test runs this code on the CPU, tiny.
     """
     from wildlife_common import storage
-    from wildlife_gpu.detector import letterbox
     from wildlife_gpu.images import decode
+    from wildlife_gpu.letterbox import Letterbox, letterbox_stride
 
     from bench.gpu_wait_fraction import from_markers
 
@@ -113,14 +113,14 @@ def run(
             print(f"bench --gpu: {label} detector {weights} missing, skipped", flush=True)
             continue
         for size in sizes:
-            boxed, shapes = [], []
-            for index in range(BATCH):
+            boxed, places = [], []
+            for index in range(BATCH):  # the bench photos share one size, so one canvas
                 decoded = decode(storage.read_bytes(str(sources[index % len(sources)])), min_side=size)
-                boxed.append(letterbox(decoded.pixels, size))
-                shapes.append(decoded.pixels.shape[:2])
+                places.append(Letterbox.of(decoded.height, decoded.width, size, letterbox_stride(size, 32)))
+                boxed.append(places[-1].apply(decoded.pixels))
             batch = np.stack(boxed)
             # As many images as the shard has, so both sides process the same count.
-            alone = model_only(weights, [batch] * max(1, images // BATCH), shapes, size)
+            alone = model_only(weights, [batch] * max(1, images // BATCH), places, size)
             OurShards([plan_run(warm, weights, work, "gpu-warmup", image_size=size)])()  # loads run_detect's model
             ours = OurShards(
                 [plan_run(folder, weights, work, f"gpu-{label}-{size}-{i}", image_size=size) for i in range(rounds)]

@@ -527,6 +527,10 @@ def write_readme(models: Path, config: BuildConfig, report: dict) -> None:
         f'`timm.create_model("{arch}", pretrained=False, num_classes={len(SPECIES)})`, '
         f"{cc['parameters'] / 1e6:.2f} M parameters, input {cls['input_size'][1]}×{cls['input_size'][2]} "
         "with the model's own preprocessing (`timm.data.resolve_data_config` + `create_transform`). |",
+        "| `detector-yolov5.pt`, `.json` | the demo detector's twin in MegaDetector v5's file format (a "
+        "YOLOv5-repository `models.yolo.Model`, `yolov5n6.yaml` layout, fp16), trained on the same scenes by "
+        "`python -m demo.yolov5_detector`; the `.json` holds its training settings and losses. It runs and tests "
+        "the pipeline's YOLOv5 path. |",
         "| `classifier.json` | the classifier's architecture, class count and input settings |",
         f"| `labels.txt` | the {len(SPECIES)} species, one per line, in class-index order: {', '.join(SPECIES)} |",
         "",

@@ -2,8 +2,9 @@
 
 A profile is read into run config keys (``wildlife_common.config.RunConfig``)::
 
-    models:          detector, detector_classes, classifier, classifier_arch, classifier_labels
-    detection:       image_size, batch_size, threshold, typical_threshold
+    models:          detector, detector_classes, detector_format, classifier, classifier_arch,
+                     classifier_labels
+    detection:       image_size, batch_size, threshold, typical_threshold, exact_decode
     classification:  image_size, batch_size, threshold, shard_crops
     (top level)      shard_size, max_concurrency, tolerated_failure_percentage, detection_only,
                      incremental, materialize_batch_threshold
@@ -25,6 +26,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "models": {
         "detector": "detector",
         "detector_classes": "detector_classes",
+        "detector_format": "detector_format",
         "classifier": "classifier",
         "classifier_arch": "classifier_arch",
         "classifier_labels": "classifier_labels",
@@ -34,6 +36,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "batch_size": "batch_size",
         "threshold": "detection_threshold",
         "typical_threshold": "typical_detection_threshold",
+        "exact_decode": "exact_decode",
     },
     "classification": {
         "image_size": "classify_image_size",

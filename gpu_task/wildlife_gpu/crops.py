@@ -29,7 +29,7 @@ CROP_QUALITY = 90
 
 @dataclass
 class Crop:
-    """A crop to cut: where it goes, the box (in the decoded image's pixels) and the image."""
+    """A crop to cut: where it goes, the box (in the full-resolution photo's pixels) and the image."""
 
     uri: str
     box: Box
@@ -57,13 +57,14 @@ def cut_crops(crops: list[Crop]) -> None:
     """
     decoded, data = crops[0].decoded, crops[0].data
     pixels = decoded.pixels
-    smallest = min(max(c.box.x2 - c.box.x1, c.box.y2 - c.box.y1) for c in crops)
+    # The smallest crop's long side in the pixels decoded so far.
+    smallest = min(max(c.box.x2 - c.box.x1, c.box.y2 - c.box.y1) for c in crops) * decoded.scale
     if decoded.scale < 1.0 and smallest < MIN_CROP_SIDE and data is not None:
         # The crop's share of the image is the same at any scale: the image's long side must be
         # MIN_CROP_SIDE / share for the crop to reach MIN_CROP_SIDE.
         long_side = max(pixels.shape[:2])
         pixels = decode(data, min_side=math.ceil(MIN_CROP_SIDE * long_side / max(smallest, 1.0))).pixels
-    scale = pixels.shape[1] / decoded.pixels.shape[1]
+    scale = pixels.shape[1] / decoded.width  # boxes are in full-resolution pixels
     height, width = pixels.shape[:2]
     for crop in crops:
         x1, y1, x2, y2 = crop_region(crop.box, width, height, scale)

@@ -24,8 +24,9 @@ from wildlife_common.schema import DETECTION_SCHEMA
 
 from wildlife_gpu import metrics
 from wildlife_gpu.crops import Crop, cut_crops
-from wildlife_gpu.detector import Box, Detector, fit, pad_batch
+from wildlife_gpu.detector import Box, Detector
 from wildlife_gpu.images import DecodedImage, ImageFailure, decode
+from wildlife_gpu.letterbox import Letterbox
 from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
 from wildlife_gpu.models import ModelFile, fetch
 from wildlife_gpu.shards import ShardJob, log_line
@@ -42,28 +43,37 @@ BATCHES_AHEAD = 4
 
 @dataclass
 class Prepared:
-    """One image after the input path: decoded and letterboxed, or failed."""
+    """One image after the input path: decoded and on its canvas, or failed."""
 
     index: int
     entry: dict[str, Any]
     decoded: DecodedImage | None = None
-    boxed: np.ndarray | None = None  # resized for the model, padded when its batch is formed
+    place: Letterbox | None = None
+    canvas: np.ndarray | None = None  # the model's input for this image alone
     data: bytes | None = None  # kept only when crops may be needed, to cut them at full resolution
     failure: str | None = None
 
 
 @cache
-def _detector(weights: str, image_size: int, conf: float, class_map: str) -> Detector:
+def _detector(weights: str, image_size: int, conf: float, class_map: str, detector_format: str) -> Detector:
     """Models stay loaded between shards of one process (the local engine runs many)."""
     mapping = json.loads(class_map) if class_map.startswith("{") else class_map
-    return Detector(weights, image_size=image_size, conf=conf, class_map=mapping)
+    return Detector(weights, image_size=image_size, conf=conf, class_map=mapping, detector_format=detector_format)
 
 
-def _prepare(index: int, entry: dict[str, Any], image_size: int, keep_bytes: bool) -> Prepared:
+def _prepare(index: int, entry: dict[str, Any], detector: Detector, exact: bool, keep_bytes: bool) -> Prepared:
+    """Read, decode and letterbox one image. ``exact``: decode at full size, as MegaDetector does."""
     try:
         data = storage.read_bytes(entry["uri"])
-        decoded = decode(data, min_side=image_size)
-        return Prepared(index, entry, decoded, fit(decoded.pixels, image_size), data if keep_bytes else None)
+        decoded = decode(data, min_side=None if exact else detector.image_size)
+        place = detector.letterbox(decoded.height, decoded.width)
+        canvas = place.apply(decoded.pixels)
+        if exact and place.resized[1] < decoded.pixels.shape[1]:
+            # Keep the photo at the model's size, not 36 MB of full-size pixels per 12 MP image while it
+            # waits for its batch: crops re-decode at the size they need (crops.cut_crops).
+            (height, width), top, left = place.resized, place.top, place.left
+            decoded.pixels = canvas[top : top + height, left : left + width]
+        return Prepared(index, entry, decoded, place, canvas, data if keep_bytes else None)
     except ImageFailure as failure:
         return Prepared(index, entry, failure=str(failure))
     except FileNotFoundError:
@@ -88,21 +98,19 @@ def _rows(job: ShardJob, item: Prepared, boxes: list[Box], detector_id: str, cro
     base.update(width=decoded.width, height=decoded.height, datetime=decoded.datetime)
     if not boxes:
         return [base]
-    height, width = decoded.pixels.shape[:2]
     rows = []
     for index, box in enumerate(boxes):
-        x1, x2 = max(0.0, box.x1 / width), min(1.0, box.x2 / width)
-        y1, y2 = max(0.0, box.y1 / height), min(1.0, box.y2 / height)
+        x, y, w, h = box.bbox(decoded.width, decoded.height)
         rows.append(
             {
                 **base,
                 "detection": index,
                 "category": box.category,
                 "conf": box.conf,
-                "bbox_x": x1,
-                "bbox_y": y1,
-                "bbox_w": x2 - x1,
-                "bbox_h": y2 - y1,
+                "bbox_x": x,
+                "bbox_y": y,
+                "bbox_w": w,
+                "bbox_h": h,
                 "crop_uri": crop_uris.get(index),
             }
         )
@@ -123,8 +131,28 @@ def load_detector(config: RunConfig) -> tuple[ModelFile, Detector]:
         config.image_size,
         config.detection_threshold,
         class_map if isinstance(class_map, str) else json.dumps(class_map, sort_keys=True),
+        config.detector_format,
     )
     return weights, detector
+
+
+def detect_batch(detector: Detector, batch: list[Prepared]) -> dict[int, list[Box]]:
+    """Boxes for every decoded image of a batch, by image index.
+
+    Images go to the model with the images of the same canvas only: an image's detections never
+    depend on its neighbours (``letterbox``). A shard of one camera has one canvas, so batches stay full.
+    """
+    groups: dict[tuple[int, int], list[Prepared]] = {}
+    for item in batch:
+        if item.canvas is not None and item.place is not None:
+            groups.setdefault(item.place.canvas, []).append(item)
+    found: dict[int, list[Box]] = {}
+    for items in groups.values():
+        canvases = np.stack([item.canvas for item in items if item.canvas is not None])
+        places = [item.place for item in items if item.place is not None]
+        for item, boxes in zip(items, detector.detect(canvases, places), strict=True):
+            found[item.index] = boxes
+    return found
 
 
 def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
@@ -150,17 +178,13 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="crops") as crop_pool, metrics.GpuSampler() as gpu:
         stream = prefetch(
             range(start, len(images)),
-            lambda i: _prepare(i, images[i], config.image_size, crop_threshold is not None),
+            lambda i: _prepare(i, images[i], detector, config.exact_decode, crop_threshold is not None),
             workers=default_workers(),
             ahead=BATCHES_AHEAD * batch_size,
         )
         done_images = flushed = start
         for batch in batched(clock.wait_for(stream), batch_size):
-            ok = [item for item in batch if item.decoded is not None and item.boxed is not None]
-            shapes = [item.decoded.pixels.shape[:2] for item in ok if item.decoded is not None]
-            fitted = [item.boxed for item in ok if item.boxed is not None]
-            found = detector.detect(pad_batch(fitted), shapes) if ok else []
-            boxes_by_index = {item.index: boxes for item, boxes in zip(ok, found, strict=True)}
+            boxes_by_index = detect_batch(detector, batch)
             for item in batch:
                 boxes = boxes_by_index.get(item.index, [])
                 crop_uris: dict[int, str] = {}
@@ -177,7 +201,7 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
                 counts["detections"] += len(boxes)
                 counts["crops"] += len(crop_uris)
                 pending_rows += _rows(job, item, boxes, weights.id, crop_uris)
-                item.boxed = item.data = None  # release pixels early
+                item.canvas = item.data = None  # release pixels early
             done_images += len(batch)
             batch_size = min(batch_size, detector.oom_batch or batch_size)  # reported in the marker
             if done_images - flushed >= FLUSH_EVERY and done_images < len(images):
@@ -220,6 +244,9 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
             "device": detector.device,
             "batch_size": batch_size,
             "image_size": config.image_size,
+            "detector_format": detector.format,
+            "letterbox_stride": detector.stride,
+            "exact_decode": config.exact_decode,
             "resumed_from": start,
             "detector": weights.id,
         },

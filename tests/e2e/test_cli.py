@@ -47,7 +47,7 @@ def test_weights_that_cannot_run_are_one_line_before_the_run_starts(
     classifier += ["--classifier-labels", str(MODELS / "labels.txt")]
 
     for options, what in (
-        (["--detector", str(weights)], f"detector weights {weights} are not a model ultralytics can run"),
+        (["--detector", str(weights)], f"detector weights {weights} are not a detector: a damaged zip archive"),
         (classifier, f"classifier checkpoint {checkpoint} is unreadable"),
     ):
         status = main(["run", str(SAMPLES), "--out", str(tmp_path / "out"), *options])
@@ -55,3 +55,21 @@ def test_weights_that_cannot_run_are_one_line_before_the_run_starts(
         assert status == 2 and len(err) == 1, err
         assert err[0].startswith("wildlife run: error: ") and what in err[0], err[0]
     assert not (tmp_path / "out" / "runs").exists()  # nothing was started
+
+
+def test_a_checkpoint_in_megadetector_v5s_format_runs_through_wildlife_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A YOLOv5-repository checkpoint (MDv5's format) needs no flag: the file says what it is."""
+    weights = MODELS / "detector-yolov5.pt"
+    argv = ["run", str(SAMPLES), "--out", str(tmp_path), "--run-id", "mdv5", "--detector", str(weights)]
+    status = main([*argv, "--image-size", "320", "--detection-only"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    final = tmp_path / "runs" / "mdv5" / "final"
+    results = json.loads((final / "megadetector.json").read_text())
+    assert len(results["images"]) == 21
+    confident = [d for image in results["images"] for d in image["detections"] if d["conf"] >= 0.5]
+    assert len(confident) >= 20  # the stand-in finds the samples' ~29 objects
+    marker = json.loads((tmp_path / "runs" / "mdv5" / "stage1" / "results" / "00000.done.json").read_text())
+    assert marker["detector_format"] == "yolov5" and marker["letterbox_stride"] == 64

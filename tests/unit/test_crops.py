@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from wildlife_common import storage
 from wildlife_gpu.crops import CROP_MARGIN, Crop, crop_region, cut_crop
-from wildlife_gpu.detector import Box, letterbox
+from wildlife_gpu.detector import Box
 from wildlife_gpu.images import DecodedImage
 
 
@@ -34,8 +34,13 @@ def test_a_crop_holds_the_boxed_pixels(tmp_path) -> None:
     assert crop[: margin_y - 3].mean() < 10  # the margin is the black background
 
 
-def test_letterbox_keeps_aspect_and_centres() -> None:
-    boxed = letterbox(np.full((300, 400, 3), 255, np.uint8), 640)
-    assert boxed.shape == (640, 640, 3)
-    assert (boxed[80:560] == 255).all()  # 400x300 → 640x480, centred: 80 rows of padding each side
-    assert (boxed[:80] == 114).all() and (boxed[560:] == 114).all()
+def test_boxes_in_full_resolution_pixels_are_cut_from_a_reduced_decode(tmp_path) -> None:
+    """The input path may hold the photo at half size; boxes are in full-resolution pixels all the same."""
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[100:150, 200:300] = (200, 30, 30)  # the "animal" of the test above, at half size
+    decoded = DecodedImage(pixels=pixels, width=800, height=600, datetime=None)
+    uri = str(tmp_path / "crop.jpg")
+    cut_crop(Crop(uri, Box(400, 200, 600, 300, 0.9, "animal"), decoded, None))
+    crop = np.asarray(Image.open(io.BytesIO(storage.read_bytes(uri))).convert("RGB"))
+    assert crop.shape[:2] == (60, 120)  # (100 + 2 x 10 margin, 200 + 2 x 20) at half size
+    assert np.allclose(crop[15:45, 20:100].reshape(-1, 3).mean(axis=0), (200, 30, 30), atol=8)

@@ -95,7 +95,9 @@ def test_committed_models_load() -> None:
     sidecar = json.loads((MODELS / "classifier.json").read_text())
     assert sidecar["arch"] == model.default_cfg["architecture"]
     sizes = {p.name: p.stat().st_size for p in MODELS.iterdir()}
-    assert sum(sizes.values()) < 10e6, sizes
+    # Three small models (the YOLOv5-format twin, yolov5n6 in fp16, is the largest at 6.4 MB): the
+    # repository stays quick to clone.
+    assert sum(sizes.values()) < 12e6, sizes
     assert (MODELS / "README.md").exists()
 
 

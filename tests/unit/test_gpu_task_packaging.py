@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -46,11 +47,19 @@ def third_party_imports(folder: Path) -> set[str]:
 
 def test_the_image_installs_every_package_the_code_imports() -> None:
     installed = requirement_names(ROOT / "gpu_task" / "requirements.txt")
+    installed |= requirement_names(ROOT / "gpu_task" / "requirements-nodeps.txt")
     imported = third_party_imports(ROOT / "gpu_task" / "wildlife_gpu") | third_party_imports(
         ROOT / "layers" / "common" / "wildlife_common"
     )
     missing = {name for name in imported if DISTRIBUTIONS.get(name, name).lower().replace("_", "-") not in installed}
     assert not missing, f"imported but not in gpu_task/requirements.txt: {sorted(missing)}"
+
+
+def test_the_image_installs_the_yolov5_code_base_without_its_declared_dependencies() -> None:
+    """yolov5 declares training loggers and model-hub clients; the image installs it --no-deps, pinned."""
+    assert "pip install --no-deps -r /build/gpu_task/requirements-nodeps.txt" in DOCKERFILE
+    pins = (ROOT / "gpu_task" / "requirements-nodeps.txt").read_text()
+    assert re.search(r"^yolov5==7\.0\.(8|9|10|11)$", pins, re.MULTILINE)  # SpeciesNet's range
 
 
 def test_the_dockerfile_copies_both_packages_and_runs_the_entrypoint_module_as_non_root() -> None:
@@ -83,3 +92,32 @@ def test_a_shard_that_cannot_be_done_exits_1_with_one_line(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"error: no run at {tmp_path / 'runs' / 'r1'} (run.json missing)"
+
+
+def test_the_entrypoint_detects_a_shard_with_a_megadetector_v5_format_checkpoint(tmp_path: Path) -> None:
+    """What a Batch job runs (``python -m wildlife_gpu detect``), in a fresh process, on MDv5's file format."""
+    from wildlife_common.planning import plan_detection
+
+    samples = ROOT / "demo" / "samples"
+    config = {
+        "input": str(samples),
+        "detector": str(ROOT / "demo" / "models" / "detector-yolov5.pt"),
+        "image_size": 320,
+    }
+    run = plan_detection(config, "entrypoint", str(tmp_path))
+    env = {
+        "PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "wildlife_gpu", "detect", "--run", run["run_uri"], "--shard", "00000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    marker = json.loads((Path(run["run_uri"]) / "stage1" / "results" / "00000.done.json").read_text())
+    assert marker["images"] == 21 and marker["failed_images"] == 0 and marker["detections"] > 21
+    assert marker["detector_format"] == "yolov5"

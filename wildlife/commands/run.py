@@ -36,6 +36,7 @@ DEMO_IMAGE_SIZE = 320
 _OPTIONS = {
     "detector": "detector",
     "detector_classes": "detector_classes",
+    "detector_format": "detector_format",
     "classifier": "classifier",
     "classifier_arch": "classifier_arch",
     "classifier_labels": "classifier_labels",
@@ -44,6 +45,7 @@ _OPTIONS = {
     "classify_batch_size": "classify_batch_size",
     "shard_size": "shard_size",
     "detection_only": "detection_only",
+    "exact_decode": "exact_decode",
 }
 _MODEL_KEYS = ("detector", "classifier", "classifier_arch", "classifier_labels")
 
@@ -64,8 +66,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", default="results", help="where run folders go: DIR/runs/<run_id>/ (default: results)")
     parser.add_argument("--profile", type=Path, help="settings file, e.g. profiles/local.yaml (options override it)")
     models = parser.add_argument_group("models (default: the demo models in demo/models/)")
-    models.add_argument("--detector", help="detector weights (.pt) that ultralytics loads: a path or s3:// URI")
+    models.add_argument(
+        "--detector", help="detector weights (.pt): MegaDetector v5/v1000, YOLOv5 or ultralytics; a path or s3:// URI"
+    )
     models.add_argument("--detector-classes", help="class map: megadetector, coco, or a JSON object {class: category}")
+    models.add_argument(
+        "--detector-format",
+        choices=("auto", "ultralytics", "yolov5"),
+        help="how to load the detector (default auto: from what the file is)",
+    )
     models.add_argument(
         "--classifier", help="classifier checkpoint (timm state dict); classifier.json beside it is read"
     )
@@ -77,6 +86,13 @@ def add_parser(subparsers: Any) -> None:
     settings.add_argument("--classify-batch-size", type=int, help="crops per classifier batch")
     settings.add_argument("--shard-size", type=int, help="images per shard (one GPU job)")
     settings.add_argument("--detection-only", action="store_true", default=None, help="skip species classification")
+    settings.add_argument(
+        "--fast-decode",
+        dest="exact_decode",
+        action="store_false",
+        default=None,
+        help="decode JPEGs at the reduced size the model needs: less CPU, boxes differ slightly from MegaDetector's",
+    )
     settings.add_argument("--run-id", help="name of a new run (default: date, time and a random suffix)")
     settings.add_argument(
         "--resume", metavar="RUN_ID", help="run an existing run again: only unfinished shards are done"

@@ -23,6 +23,7 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
 CATEGORIES = ("animal", "person", "vehicle")
 BUILTIN_CLASS_MAPS = ("megadetector", "coco")
+DETECTOR_FORMATS = ("auto", "ultralytics", "yolov5")
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,25 @@ class RunConfig:
     input: str
     """Where the images are: ``s3://bucket/prefix/`` or a local folder."""
     detector: str
-    """Detector weights that ultralytics loads (``.pt``): a local path or an ``s3://`` URI."""
+    """Detector weights (``.pt``): an ultralytics checkpoint (MegaDetector v1000, YOLOv8-11) or a YOLOv5
+    repository checkpoint (MegaDetector v5a/v5b); a local path or an ``s3://`` URI."""
     run_id: str | None = None
     """Name of the run; defaults to the Step Functions execution name. Same id = resume."""
     output: str | None = None
     """Where run folders go; defaults to the pipeline bucket (``s3://<bucket>/``)."""
     detector_classes: str | dict[str, str] = "megadetector"
     """Map from detector classes to animal/person/vehicle: megadetector, coco, or {class: category}."""
+    detector_format: str = "auto"
+    """How to load the detector: auto (from what the file is), ultralytics, or yolov5 (YOLOv5 repository)."""
     image_size: int = 640
     """Detector input size in pixels (1280 for MegaDetector v5a/v1000 at full resolution)."""
     batch_size: int = 16
     """Images per detector batch; halved automatically on CUDA out-of-memory."""
     detection_threshold: float = 0.005
     """Detections below this confidence are not written (MegaDetector's convention)."""
+    exact_decode: bool = True
+    """Decode every JPEG at full size as MegaDetector does (identical boxes); false decodes at the reduced
+    size the model needs (DCT scaling: less CPU per image, boxes that differ slightly from MegaDetector's)."""
     typical_detection_threshold: float = 0.2
     """Recommended display threshold written for Timelapse."""
     classifier: str | None = None
@@ -181,6 +188,10 @@ def parse_config(raw: Any, *, default_run_id: str | None = None, default_output:
 
     if "detector_classes" in values:
         values["detector_classes"] = _class_map(values["detector_classes"])
+    if values.get("detector_format", "auto") not in DETECTOR_FORMATS:
+        raise ConfigError(
+            f"detector_format must be one of {', '.join(DETECTOR_FORMATS)}, got {values['detector_format']!r}"
+        )
     ints = {
         "image_size": (32, 4096),
         "batch_size": (1, 1024),
@@ -206,7 +217,7 @@ def parse_config(raw: Any, *, default_run_id: str | None = None, default_output:
         values["tolerated_failure_percentage"] = _float(
             "tolerated_failure_percentage", values["tolerated_failure_percentage"], 0.0, 100.0, high_open=True
         )
-    for key in ("detection_only", "incremental"):
+    for key in ("detection_only", "incremental", "exact_decode"):
         if key in values:
             values[key] = _bool(key, values[key])
     for key in ("run_id", "classifier_arch"):

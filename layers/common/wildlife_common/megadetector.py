@@ -13,6 +13,7 @@ images never holds the whole document in memory.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -21,7 +22,8 @@ DETECTION_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}
 CATEGORY_IDS = {name: cid for cid, name in DETECTION_CATEGORIES.items()}
 
 # MegaDetector's own precision: 3 decimals for confidences, 4 for box coordinates (a 4th decimal
-# is 0.4 px on a 4,000 px image).
+# is 0.4 px on a 4,000 px image), cut off rather than rounded as its detector does by default
+# (``truncate_float``), so the same detection is written as the same numbers.
 CONF_DECIMALS = 3
 BBOX_DECIMALS = 4
 
@@ -35,13 +37,19 @@ def detection_entry(
     """One detection in the format; ``classifications`` as (class id, conf), any order."""
     entry: dict[str, Any] = {
         "category": CATEGORY_IDS[category],
-        "conf": round(float(conf), CONF_DECIMALS),
-        "bbox": [round(float(v), BBOX_DECIMALS) for v in bbox],
+        "conf": _truncate(conf, CONF_DECIMALS),
+        "bbox": [_truncate(v, BBOX_DECIMALS) for v in bbox],
     }
     if classifications:
         ranked = sorted(classifications, key=lambda pair: -pair[1])
         entry["classifications"] = [[cid, round(float(c), CONF_DECIMALS)] for cid, c in ranked]
     return entry
+
+
+def _truncate(value: float, decimals: int) -> float:
+    """``value`` cut to ``decimals`` decimals, as MegaDetector's ``ct_utils.truncate_float``."""
+    scale = 10**decimals
+    return math.floor(float(value) * scale) / scale
 
 
 class MegaDetectorWriter:
