@@ -18,7 +18,7 @@ from pathlib import Path
 # ultralytics reads this when first imported: never probe the network (the machines are offline).
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from bench import decode_speedup, gpu_wait_fraction, photos, shard_speedup, timing
+from bench import decode_speedup, gpu_wait_fraction, megadetector_speedup, photos, shard_speedup, timing
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -54,6 +54,15 @@ def cpu(args: argparse.Namespace, work: Path) -> dict:
     )
     results.update(figures)
     results.update(gpu_wait_fraction.from_markers(markers))
+    if megadetector_speedup.WEIGHTS.exists():
+        count = min(args.images, megadetector_speedup.IMAGES)
+        md_folder = photos.shard_folder(sources, count, work / f"megadetector-{count}")
+        md_size = args.image_sizes[-1] if args.image_sizes else megadetector_speedup.IMAGE_SIZE
+        results.update(
+            megadetector_speedup.measure(
+                md_folder, work, image_size=md_size, rounds=min(args.rounds, megadetector_speedup.ROUNDS)
+            )
+        )
     return results
 
 

@@ -40,6 +40,13 @@ def import_yolov5() -> types.ModuleType:
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             return importlib.import_module("yolov5.models.yolo")
+    except ModuleNotFoundError as error:
+        if error.name != "yolov5":
+            raise
+        raise ImportError(
+            "YOLOv5-repository checkpoints need the yolov5 package: pip install --no-deps -r "
+            "gpu_task/requirements-nodeps.txt (make venv does)"
+        ) from error
     finally:
         sys.path[:] = path
 

@@ -63,3 +63,18 @@ def test_bad_config_is_a_one_line_error_naming_the_key(raw: object, message: str
 def test_custom_class_map_is_accepted() -> None:
     config = parse_config({**MINIMAL, "detector_classes": {"0": "animal", "1": "person", "7": "ignore"}})
     assert config.detector_classes == {"0": "animal", "1": "person", "7": "ignore"}
+
+
+def test_every_bundled_profile_is_a_valid_run_config() -> None:
+    """The profiles the README points users to parse, with the detector settings MegaDetector publishes."""
+    from pathlib import Path
+
+    from wildlife.profiles import load_profile
+
+    profiles = sorted((Path(__file__).resolve().parents[2] / "profiles").glob("*.yaml"))
+    assert {p.stem for p in profiles} >= {"local", "cloud", "megadetector-v5", "megadetector-v1000"}
+    for path in profiles:
+        config = parse_config({"input": "s3://my-traps/2026/", **load_profile(path)})
+        if path.stem.startswith("megadetector"):
+            assert config.image_size == 1280 and config.detection_threshold == 0.005 and config.exact_decode
+            assert config.typical_detection_threshold == (0.2 if path.stem.endswith("v5") else 0.3)
