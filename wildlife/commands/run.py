@@ -91,7 +91,7 @@ def add_parser(subparsers: Any) -> None:
         dest="exact_decode",
         action="store_false",
         default=None,
-        help="decode JPEGs at the reduced size the model needs: less CPU, boxes differ slightly from MegaDetector's",
+        help="decode JPEGs at the reduced size the model needs: less CPU, boxes differ from MegaDetector's",
     )
     settings.add_argument("--run-id", help="name of a new run (default: date, time and a random suffix)")
     settings.add_argument(

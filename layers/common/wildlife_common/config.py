@@ -51,7 +51,7 @@ class RunConfig:
     """Detections below this confidence are not written (MegaDetector's convention)."""
     exact_decode: bool = True
     """Decode every JPEG at full size as MegaDetector does (identical boxes); false decodes at the reduced
-    size the model needs (DCT scaling: less CPU per image, boxes that differ slightly from MegaDetector's)."""
+    size the model needs (DCT scaling: less CPU per image, boxes that differ from MegaDetector's)."""
     typical_detection_threshold: float = 0.2
     """Recommended display threshold written for Timelapse."""
     classifier: str | None = None
