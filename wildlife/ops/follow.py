@@ -195,7 +195,11 @@ class Follower:
             details = event.get(kind[0].lower() + kind[1:] + "EventDetails", {})
             return self._failure(stamp, self._current, details.get("error", "States.Timeout"), details.get("cause"))
         if kind == "ExecutionSucceeded":
-            return [f"{stamp}  ✓ run SUCCEEDED in {duration(self._elapsed(at))}{self._result_note()}"]
+            # The event carries the run's output; the execution described a moment earlier may still
+            # have been running, without one (seen under load: the line then lacked its counts).
+            details = event.get("executionSucceededEventDetails", {})
+            note = self._result_note(details.get("output"))
+            return [f"{stamp}  ✓ run SUCCEEDED in {duration(self._elapsed(at))}{note}"]
         if kind == "ExecutionFailed":
             details = event.get("executionFailedEventDetails", {})
             return [f"{stamp}  ✗ run FAILED after {duration(self._elapsed(at))}: {_error_line(details)}"]
@@ -225,8 +229,14 @@ class Follower:
             return f": {classification.get('crops', '?'):,} crops in {classification.get('shard_count', '?'):,} shards"
         return ""
 
-    def _result_note(self) -> str:
+    def _result_note(self, event_output: str | None = None) -> str:
         output = self.execution.output if self.execution else None
+        if event_output:
+            try:
+                parsed = json.loads(event_output)
+            except ValueError:
+                parsed = None
+            output = parsed if isinstance(parsed, dict) else output
         if not output or "images" not in output:
             return ""
         failed = output.get("failed_shards") or []
