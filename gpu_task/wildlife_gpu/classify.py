@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from wildlife_common import storage
+from wildlife_common import speciesnet, storage
 from wildlife_common.config import RunConfig
 from wildlife_common.schema import CLASSIFICATION_SCHEMA
 
@@ -26,6 +26,7 @@ from wildlife_gpu.detector import device_name
 from wildlife_gpu.loader import WaitClock, batched, default_workers, prefetch
 from wildlife_gpu.models import ModelError, ModelFile, fetch
 from wildlife_gpu.shards import ShardError, ShardJob, log_line
+from wildlife_gpu.speciesnet_folder import SpeciesNetClassifier
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,24 @@ def load_labels(uri: str) -> list[str]:
     return labels
 
 
-def load_classifier(config: RunConfig) -> tuple[list[str], ModelFile, Classifier]:
+def load_classifier(config: RunConfig) -> tuple[list[str], ModelFile, Classifier | SpeciesNetClassifier]:
     """The run's labels, checkpoint and loaded classifier; loaded once per process (see load_detector).
+
+    A SpeciesNet folder (``info.json``) is loaded as one; anything else as a timm checkpoint.
 
     Raises:
         ModelError: labels or checkpoint missing or unreadable, or not the named architecture.
     """
+    if config.classifier and speciesnet.is_speciesnet_folder(config.classifier):
+        from wildlife_gpu.classify_speciesnet import load_speciesnet
+
+        loaded = load_speciesnet(config.classifier)
+        return list(loaded.folder.label_list), loaded.folder.classifier, loaded
     if not (config.classifier and config.classifier_arch and config.classifier_labels):
-        raise ModelError("classifier, classifier_arch and classifier_labels must all be set")
+        raise ModelError(
+            f"classifier {config.classifier} is no SpeciesNet folder (no info.json there), and a timm checkpoint "
+            "needs classifier_arch and classifier_labels"
+        )
     labels = load_labels(config.classifier_labels)
     weights = fetch(config.classifier, "classifier checkpoint")
     classifier = _classifier(config.classifier_arch, str(weights.path), tuple(labels), config.classify_image_size)
@@ -145,9 +156,14 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
         log_line("already committed", shard=shard)
         return marker
     config = job.config
-    if not (config.classifier and config.classifier_arch and config.classifier_labels):
+    if not config.classifier:
         raise ShardError("this run has no classifier configured")
+    if speciesnet.is_speciesnet_folder(config.classifier):
+        from wildlife_gpu.classify_speciesnet import run_speciesnet_shard
+
+        return run_speciesnet_shard(job)
     labels, weights, classifier = load_classifier(config)
+    assert isinstance(classifier, Classifier)
     storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
     items = _crops(job)
     log_line("classify shard", shard=shard, crops=len(items), device=classifier.device)
@@ -183,13 +199,26 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
                 row.update(species=names[0], species_conf=confs[0], top5_species=names, top5_conf=confs)
             rows.append(row)
             item.tensor = None
+    return commit_shard(job, rows, len(items), clock, classifier.device, weights.id)
+
+
+def commit_shard(
+    job: ShardJob,
+    rows: list[dict[str, Any]],
+    crops: int,
+    clock: WaitClock,
+    device: str,
+    classifier_id: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Emit the shard's metrics and commit its rows; returns the commit marker (both classifier kinds)."""
     table = pa.Table.from_pylist(rows, schema=CLASSIFICATION_SCHEMA)
-    rate = len(items) / clock.elapsed if clock.elapsed else 0.0
+    rate = crops / clock.elapsed if clock.elapsed else 0.0
     metrics.emit(
         "classify",
-        shard,
+        job.shard,
         {
-            "Crops": len(items),
+            "Crops": crops,
             "CropsPerSecond": rate,
             "InputWaitFraction": clock.wait_fraction,
             "ShardSeconds": clock.elapsed,
@@ -199,11 +228,12 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
         table,
         {
             "stage1_shards": job.manifest["stage1_shards"],
-            "crops": len(items),
-            "failed_crops": sum(1 for r in rows if r["failure"]),
+            "crops": crops,
+            "failed_crops": sum(1 for r in rows if r.get("failure")),
             "crops_per_second": round(rate, 3),
             "input_wait_fraction": round(clock.wait_fraction, 4),
-            "device": classifier.device,
-            "classifier": weights.id,
+            "device": device,
+            "classifier": classifier_id,
+            **extra,
         },
     )

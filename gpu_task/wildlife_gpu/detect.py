@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from wildlife_common import storage
+from wildlife_common import speciesnet, storage
 from wildlife_common.config import RunConfig
 from wildlife_common.schema import DETECTION_SCHEMA
 
@@ -169,7 +169,9 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
     start = sum(len(set(part.column("image").to_pylist())) for part in parts)
     log_line("detect shard", shard=shard, images=len(images), resume_from=start, device=detector.device)
 
-    crop_threshold = config.classification_threshold if config.classify else None
+    # A SpeciesNet classifier crops from the photo itself in stage 2, as SpeciesNet does: no crop files.
+    speciesnet_run = bool(config.classify and config.classifier and speciesnet.is_speciesnet_folder(config.classifier))
+    crop_threshold = config.classification_threshold if config.classify and not speciesnet_run else None
     clock = WaitClock()
     pending_rows: list[dict] = []
     crop_jobs: list[Future[None]] = []
@@ -237,7 +239,16 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
             "images": len(images),
             "failed_images": int(pc.sum(pc.is_valid(table.column("failure"))).as_py() or 0),
             "detections": int(pc.sum(pc.is_valid(table.column("detection"))).as_py() or 0),
-            "crops": int(pc.sum(pc.is_valid(table.column("crop_uri"))).as_py() or 0),
+            # What stage 2 will classify (planning sizes its shards by it): the crops cut, or for
+            # SpeciesNet every detection at or above its threshold.
+            "crops": int(
+                pc.sum(
+                    pc.greater_equal(table.column("conf"), speciesnet.CLASSIFY_FROM)
+                    if speciesnet_run
+                    else pc.is_valid(table.column("crop_uri"))
+                ).as_py()
+                or 0
+            ),
             "images_per_second": round(rate, 3),
             "input_wait_fraction": round(clock.wait_fraction, 4),
             "gpu_utilization": gpu.mean,

@@ -29,8 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from wildlife_common.speciesnet import LABEL_PARTS, common_name, is_speciesnet_folder
 
 from wildlife_gpu.models import ModelError, ModelFile, fetch
+
+__all__ = ["SpeciesNetClassifier", "SpeciesNetFolder", "common_name", "crop_input", "is_speciesnet_folder"]
 
 INFO_KEYS = ("version", "type", "classifier", "classifier_labels", "detector", "taxonomy", "geofence")
 """Every key of a SpeciesNet ``info.json``; SpeciesNet itself requires all of them."""
@@ -42,15 +45,6 @@ MAX_CROP_SIZE = 400
 """``full_image``: the photo's height is cut to max(70 %, height - 400 px), centred (SpeciesNet's constants)."""
 TOP_K = 5
 """Classes kept per crop: SpeciesNet's ensemble decides from the top 5."""
-LABEL_PARTS = 7
-"""``uuid;class;order;family;genus;species;common name``."""
-
-
-def is_speciesnet_folder(uri: str) -> bool:
-    """Whether ``uri`` is a SpeciesNet model folder (it holds ``info.json``), local or in S3."""
-    from wildlife_common import storage
-
-    return storage.exists(storage.join(uri, "info.json"))
 
 
 @dataclass(frozen=True)
@@ -130,11 +124,6 @@ class SpeciesNetFolder:
             label_list=label_list,
             detector_uri=detector if detector.startswith(("http://", "https://")) else storage.join(uri, detector),
         )
-
-
-def common_name(label: str) -> str:
-    """The common name of a SpeciesNet label (its last part), e.g. ``lion``."""
-    return label.rsplit(";", 1)[-1]
 
 
 def crop_input(pixels: np.ndarray, bbox: tuple[float, float, float, float] | None) -> np.ndarray:

@@ -49,7 +49,7 @@ def test_config_round_trips_through_its_json_form() -> None:
         ({**MINIMAL, "input": "s3://"}, "input names no bucket"),
         ({**MINIMAL, "detector_classes": "yolo"}, "detector_classes must be one of megadetector, coco"),
         ({**MINIMAL, "detector_classes": {"0": "bird"}}, "detector_classes['0'] must be animal, person, vehicle"),
-        ({**MINIMAL, "classifier": "c.pth"}, "a classifier needs classifier_arch"),
+        ({**MINIMAL, "classifier": "c.pth", "classifier_labels": "l.txt"}, "a timm classifier needs classifier_arch"),
         ([1, 2], "must be a JSON object"),
     ],
 )
@@ -58,6 +58,12 @@ def test_bad_config_is_a_one_line_error_naming_the_key(raw: object, message: str
         parse_config(raw)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_classifier_without_arch_and_labels_is_taken_for_a_speciesnet_folder() -> None:
+    """SpeciesNet folders name their own labels; whether the folder holds info.json is checked on loading."""
+    config = parse_config({**MINIMAL, "classifier": "s3://models/speciesnet-4.0.1a/"})
+    assert config.classify and config.classifier_arch is None and config.classifier_labels is None
 
 
 def test_custom_class_map_is_accepted() -> None:
@@ -72,9 +78,11 @@ def test_every_bundled_profile_is_a_valid_run_config() -> None:
     from wildlife.profiles import load_profile
 
     profiles = sorted((Path(__file__).resolve().parents[2] / "profiles").glob("*.yaml"))
-    assert {p.stem for p in profiles} >= {"local", "cloud", "megadetector-v5", "megadetector-v1000"}
+    assert {p.stem for p in profiles} >= {"local", "cloud", "megadetector-v5", "megadetector-v1000", "speciesnet"}
     for path in profiles:
         config = parse_config({"input": "s3://my-traps/2026/", **load_profile(path)})
+        if path.stem == "speciesnet":  # a folder: no architecture, no labels file
+            assert config.classify and config.classifier_arch is None and config.image_size == 1280
         if path.stem.startswith("megadetector"):
             assert config.image_size == 1280 and config.detection_threshold == 0.005 and config.exact_decode
             assert config.typical_detection_threshold == (0.2 if path.stem.endswith("v5") else 0.3)

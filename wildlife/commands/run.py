@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from wildlife_common import storage
+from wildlife_common import speciesnet, storage
 from wildlife_common.config import parse_config
 from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import is_image
@@ -76,7 +76,8 @@ def add_parser(subparsers: Any) -> None:
         help="how to load the detector (default auto: from what the file is)",
     )
     models.add_argument(
-        "--classifier", help="classifier checkpoint (timm state dict); classifier.json beside it is read"
+        "--classifier",
+        help="a SpeciesNet model folder (with info.json), or a timm checkpoint (classifier.json beside it is read)",
     )
     models.add_argument("--classifier-arch", help="timm architecture of the classifier, e.g. efficientnet_b0")
     models.add_argument("--classifier-labels", help="labels file, one species per line in class order")
@@ -217,7 +218,8 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("detector", "classifier", "classifier_labels"):
         if config.get(key):
             config[key] = _absolute(config[key])
-    if config.get("classifier") and not config.get("classifier_arch"):
+    speciesnet_folder = bool(config.get("classifier")) and speciesnet.is_speciesnet_folder(config["classifier"])
+    if config.get("classifier") and not config.get("classifier_arch") and not speciesnet_folder:
         for key, value in _sidecar(config["classifier"]).items():
             config.setdefault(key, value)
         if not config.get("classifier_arch"):
@@ -230,7 +232,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(str(error)) from error
     _check_input(config["input"])
     _check_model("detector weights", config["detector"])
-    if config.get("classifier") and not config.get("detection_only"):
+    if config.get("classifier") and not config.get("detection_only") and not speciesnet_folder:
         _check_model("classifier checkpoint", config["classifier"])
         _check_model("classifier labels", config.get("classifier_labels"))
     return config

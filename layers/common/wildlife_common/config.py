@@ -55,13 +55,15 @@ class RunConfig:
     typical_detection_threshold: float = 0.2
     """Recommended display threshold written for Timelapse."""
     classifier: str | None = None
-    """Classifier checkpoint (timm state dict): local path or ``s3://`` URI. None = detection only."""
+    """Classifier: a timm checkpoint (with classifier_arch and classifier_labels) or a SpeciesNet model
+    folder (with its info.json); local path or ``s3://`` URI. None = detection only."""
     classifier_arch: str | None = None
     """timm architecture name of the classifier, e.g. ``efficientnet_b0``."""
     classifier_labels: str | None = None
     """Labels file: one species name per line, in class-index order."""
     classification_threshold: float = 0.2
-    """Animal detections at or above this confidence are cropped and classified."""
+    """Animal detections at or above this confidence are cropped and classified (a SpeciesNet folder
+    classifies every detection at or above its own 0.1, as SpeciesNet does)."""
     classify_batch_size: int = 32
     """Crops per classifier batch."""
     classify_image_size: int | None = None
@@ -225,9 +227,12 @@ def parse_config(raw: Any, *, default_run_id: str | None = None, default_output:
             raise ConfigError(f"{key} must be a string, got {values[key]!r}")
 
     if values.get("classifier") and not values.get("detection_only"):
-        for key in ("classifier_arch", "classifier_labels"):
-            if not values.get(key):
-                raise ConfigError(f"a classifier needs {key} as well")
+        # Both or neither: a timm checkpoint needs both; a SpeciesNet folder neither (its info.json names
+        # its labels), which the GPU task checks when it loads it.
+        given = [key for key in ("classifier_arch", "classifier_labels") if values.get(key)]
+        if len(given) == 1:
+            other = "classifier_labels" if given[0] == "classifier_arch" else "classifier_arch"
+            raise ConfigError(f"a timm classifier needs {other} as well (a SpeciesNet folder needs neither)")
     if not values.get("classifier"):
         values["detection_only"] = True
     return RunConfig(**values)

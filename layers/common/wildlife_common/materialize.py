@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wildlife_common import costs, storage
+from wildlife_common import costs, speciesnet, storage
 from wildlife_common.config import RunConfig
 from wildlife_common.errors import RunIntegrityError
 from wildlife_common.incremental import IndexWriter
@@ -117,7 +117,7 @@ def _with_species(table: pa.Table, species: dict[tuple[str, int], dict[str, Any]
     found = [species.get((img, det)) if det is not None else None for img, det in zip(images, detections, strict=True)]
     for name in SPECIES_COLUMNS:
         index = table.schema.get_field_index(name)
-        values = pa.array([row[name] if row else None for row in found], type=DETECTION_SCHEMA.field(name).type)
+        values = pa.array([row.get(name) if row else None for row in found], type=DETECTION_SCHEMA.field(name).type)
         table = table.set_column(index, name, values)
     return table
 
@@ -209,6 +209,12 @@ def materialize(run_uri: str) -> dict[str, Any]:
     if stage2:
         labels = storage.read_json(storage.join(layout.run_uri, "stage2", "labels.json"))
     label_ids = {name: str(i) for i, name in enumerate(labels)}
+    descriptions = None
+    if labels and all(speciesnet.is_label(label) for label in labels):
+        # SpeciesNet: categories by common name (what the table's species columns hold), each described
+        # by its full label.
+        names, descriptions, label_ids = speciesnet.classification_categories(labels)
+        labels = [names[str(i)] for i in range(len(names))]
     detector: str = next((m["detector"] for m in stage1.values() if m.get("detector")), config.detector)
     classifier = next((m.get("classifier") for m in stage2.values() if m.get("classifier")), None)
 
@@ -231,6 +237,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
                 completion_time=now(),
                 classifier=classifier,
                 classification_categories=labels or None,
+                classification_descriptions=descriptions,
                 extra_info={"run_id": config.run_id, "pipeline_version": code_version()},
             ) as md,
         ):

@@ -37,8 +37,8 @@ def detection_entry(
     """One detection in the format; ``classifications`` as (class id, conf), any order."""
     entry: dict[str, Any] = {
         "category": CATEGORY_IDS[category],
-        "conf": _truncate(conf, CONF_DECIMALS),
-        "bbox": [_truncate(v, BBOX_DECIMALS) for v in bbox],
+        "conf": truncate(conf, CONF_DECIMALS),
+        "bbox": written_bbox(bbox),
     }
     if classifications:
         ranked = sorted(classifications, key=lambda pair: -pair[1])
@@ -46,10 +46,15 @@ def detection_entry(
     return entry
 
 
-def _truncate(value: float, decimals: int) -> float:
+def truncate(value: float, decimals: int) -> float:
     """``value`` cut to ``decimals`` decimals, as MegaDetector's ``ct_utils.truncate_float``."""
     scale = 10**decimals
     return math.floor(float(value) * scale) / scale
+
+
+def written_bbox(bbox: Sequence[float]) -> list[float]:
+    """A box as megadetector.json holds it (4 decimals, cut): what MegaDetector's tools and SpeciesNet read."""
+    return [truncate(v, BBOX_DECIMALS) for v in bbox]
 
 
 class MegaDetectorWriter:
@@ -67,6 +72,7 @@ class MegaDetectorWriter:
         completion_time: str,
         classifier: str | None = None,
         classification_categories: Sequence[str] | None = None,
+        classification_descriptions: dict[str, str] | None = None,
         extra_info: dict[str, Any] | None = None,
     ) -> None:
         self._stream = stream
@@ -90,6 +96,9 @@ class MegaDetectorWriter:
         header: dict[str, Any] = {"info": info, "detection_categories": DETECTION_CATEGORIES}
         if classification_categories:
             header["classification_categories"] = {str(i): name for i, name in enumerate(classification_categories)}
+        if classification_descriptions:
+            # SpeciesNet's full taxonomy label per category id, as MegaDetector's run_md_and_speciesnet writes it.
+            header["classification_category_descriptions"] = classification_descriptions
         text = json.dumps(header, indent=1)
         # Open the document and the images array; the closing brackets come in close().
         stream.write(text[:-2] + ',\n "images": [')

@@ -1,0 +1,161 @@
+"""Stage 2 with a SpeciesNet model folder: every detection at or above 0.1, cropped from the photo, as SpeciesNet does.
+
+SpeciesNet classifies each detection of a photo at or above its threshold (0.1), whatever the
+category, from a crop of the full photo at the box megadetector.json gives (4 decimals). So this
+shard job does not read crop files: it takes the detections from the committed stage-1 results its
+shard covers, reads and decodes each photo once at full size (threads, ahead of the model), makes
+SpeciesNet's crop input for each of its detections (``speciesnet_folder.crop_input``) and classifies
+them in batches of ``classify_batch_size`` crops, across photos.
+
+Rows: ``species`` the common name of the top class, ``species_label`` its full taxonomy label,
+``top5_species``/``top5_conf`` common names and scores, ``prediction_source`` ``classifier``. A photo
+that can no longer be decoded makes a failure row for each of its detections.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from wildlife_common import speciesnet, storage
+from wildlife_common.megadetector import written_bbox
+
+from wildlife_gpu.classify import commit_shard
+from wildlife_gpu.images import ImageFailure, decode
+from wildlife_gpu.loader import WaitClock, default_workers, prefetch
+from wildlife_gpu.models import ModelError
+from wildlife_gpu.shards import ShardError, ShardJob, log_line
+from wildlife_gpu.speciesnet_folder import SpeciesNetClassifier, SpeciesNetFolder, common_name, crop_input
+
+log = logging.getLogger(__name__)
+
+PHOTOS_AHEAD = 16
+"""Photos decoded ahead of the model: a 12 MP photo holds 36 MB while its crops are cut, so 16 is
+~600 MB at most, and the crops of 16 photos fill a few batches."""
+
+
+@dataclass
+class Photo:
+    """One photo's detections to classify, and after reading, their crop inputs or the failure."""
+
+    shard: str
+    image: str
+    uri: str
+    detections: list[tuple[int, tuple[float, float, float, float]]]
+    crops: list[np.ndarray] = field(default_factory=list)
+    failure: str | None = None
+
+
+@functools.cache
+def load_speciesnet(uri: str) -> SpeciesNetClassifier:
+    """The folder's classifier, loaded once per process (the local engine runs many shards).
+
+    Raises:
+        ModelError: the folder or its classifier cannot be used; one line.
+    """
+    folder = SpeciesNetFolder.open(uri)
+    if folder.type != "always_crop":
+        raise ModelError(
+            f"SpeciesNet folder {uri} is a {folder.type} model; runs classify detections (always_crop) so far"
+        )
+    return SpeciesNetClassifier(folder)
+
+
+def _photos(job: ShardJob) -> list[Photo]:
+    """The detections at or above SpeciesNet's threshold in the covered detection shards, by photo."""
+    photos: dict[tuple[str, str], Photo] = {}
+    columns = ["image", "image_uri", "detection", "conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    for shard in job.manifest["stage1_shards"]:
+        try:
+            table = pq.read_table(io.BytesIO(storage.read_bytes(job.layout.results("stage1", shard))), columns=columns)
+        except FileNotFoundError as error:
+            raise ShardError(f"detection shard {shard} has no committed results") from error
+        table = table.filter(pc.greater_equal(table.column("conf"), speciesnet.CLASSIFY_FROM))
+        for row in table.to_pylist():
+            photo = photos.setdefault((shard, row["image"]), Photo(shard, row["image"], row["image_uri"], []))
+            box = written_bbox([row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]])
+            photo.detections.append((row["detection"], (box[0], box[1], box[2], box[3])))
+    return list(photos.values())
+
+
+def _read(photo: Photo) -> Photo:
+    """Decode the photo at full size and cut each detection's crop input (in a reading thread)."""
+    try:
+        pixels = decode(storage.read_bytes(photo.uri)).pixels
+    except FileNotFoundError:
+        photo.failure = "missing: the photo was deleted or moved after detection"
+        return photo
+    except ImageFailure as failure:  # detected once, so rarely: a file replaced since
+        photo.failure = str(failure)
+        return photo
+    photo.crops = [crop_input(pixels, box) for _, box in photo.detections]
+    return photo
+
+
+def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
+    """Classify one stage-2 shard with the run's SpeciesNet folder and commit it; returns the commit marker."""
+    config = job.config
+    assert config.classifier is not None
+    classifier = load_speciesnet(config.classifier)
+    labels = list(classifier.folder.label_list)
+    storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
+    photos = _photos(job)
+    crops = sum(len(p.detections) for p in photos)
+    log_line("classify shard", shard=job.shard, crops=crops, photos=len(photos), device=classifier.device)
+    model_id = classifier.folder.classifier.id
+
+    rows: list[dict[str, Any]] = []
+    pending: list[tuple[Photo, int, np.ndarray]] = []
+
+    def classify_pending() -> None:
+        top, scores = classifier.classify(np.stack([crop for _, _, crop in pending]))
+        for (photo, index, _), names, confs in zip(pending, top, scores, strict=True):
+            rows.append(
+                {
+                    **_base(photo, index, model_id),
+                    "species": common_name(names[0]),
+                    "species_conf": float(confs[0]),
+                    "top5_species": [common_name(n) for n in names],
+                    "top5_conf": [float(c) for c in confs],
+                    "species_label": names[0],
+                    "prediction_source": "classifier",
+                }
+            )
+        pending.clear()
+
+    clock = WaitClock()
+    stream = prefetch(photos, _read, workers=default_workers(), ahead=PHOTOS_AHEAD)
+    for photo in clock.wait_for(stream):
+        if photo.failure is not None:
+            rows += [
+                {**_base(photo, index, model_id), "failure": photo.failure} for index in range(len(photo.detections))
+            ]
+            continue
+        for index, crop in enumerate(photo.crops):
+            pending.append((photo, index, crop))
+            if len(pending) == config.classify_batch_size:
+                classify_pending()
+        photo.crops = []  # release the crop inputs once batched
+    if pending:
+        classify_pending()
+
+    return commit_shard(
+        job, rows, crops, clock, classifier.device, model_id, speciesnet_version=classifier.folder.version
+    )
+
+
+def _base(photo: Photo, index: int, model_id: str) -> dict[str, Any]:
+    return {
+        "shard": photo.shard,
+        "image": photo.image,
+        "detection": photo.detections[index][0],
+        "crop_uri": None,
+        "classifier": model_id,
+        "failure": None,
+    }

@@ -1,0 +1,55 @@
+"""What the whole pipeline needs to know of SpeciesNet model folders (the GPU task loads and runs them).
+
+A SpeciesNet release is a folder with an ``info.json`` (``gpu_task/wildlife_gpu/speciesnet_folder.py``
+describes it). A run whose ``classifier`` is such a folder classifies every detection at or above
+SpeciesNet's own threshold, whatever its category, from the full photo, as SpeciesNet does; its
+labels are ``uuid;class;order;family;genus;species;common name`` strings, and tables and
+MegaDetector files show the common name with the full label beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from wildlife_common import storage
+
+CLASSIFY_FROM = 0.1
+"""SpeciesNet classifies every detection at or above this (its DEFAULT_DETECTION_THRESHOLD_FOR_CLASSIFICATION)."""
+LABEL_PARTS = 7
+
+
+@functools.cache
+def is_speciesnet_folder(uri: str) -> bool:
+    """Whether ``uri`` is a SpeciesNet model folder: it holds ``info.json`` (local or in S3)."""
+    return storage.exists(storage.join(uri, "info.json"))
+
+
+def is_label(label: str) -> bool:
+    """Whether ``label`` is a SpeciesNet label (seven ``;``-separated parts)."""
+    return label.count(";") == LABEL_PARTS - 1
+
+
+def common_name(label: str) -> str:
+    """The common name of a SpeciesNet label, e.g. ``lion``; a label of another kind is returned as is."""
+    return label.rsplit(";", 1)[-1] if is_label(label) else label
+
+
+def classification_categories(labels: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """MegaDetector's ``classification_categories`` and ``classification_category_descriptions`` for labels.
+
+    As MegaDetector's ``run_md_and_speciesnet`` writes them: ids ``"0"``, ``"1"``, … by common name (a
+    common name two labels share gets one id), each described by its full label.
+
+    Returns:
+        ({id: common name}, {id: full label}, {common name: id}).
+    """
+    names: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    for label in labels:
+        name = common_name(label)
+        if name not in ids:
+            ids[name] = str(len(ids))
+            names[ids[name]] = name
+            descriptions[ids[name]] = label
+    return names, descriptions, ids
