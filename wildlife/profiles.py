@@ -5,7 +5,7 @@ A profile is read into run config keys (``wildlife_common.config.RunConfig``)::
     models:          detector, detector_classes, detector_format, classifier, classifier_arch,
                      classifier_labels
     detection:       image_size, batch_size, threshold, typical_threshold, exact_decode
-    classification:  image_size, batch_size, threshold, shard_crops
+    classification:  image_size, batch_size, threshold, shard_crops, country, admin1_region
     (top level)      shard_size, max_concurrency, tolerated_failure_percentage, detection_only,
                      incremental, materialize_batch_threshold
 
@@ -43,6 +43,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "batch_size": "classify_batch_size",
         "threshold": "classification_threshold",
         "shard_crops": "classify_shard_crops",
+        "country": "country",
+        "admin1_region": "admin1_region",
     },
 }
 TOP_LEVEL = (

@@ -7,9 +7,12 @@ shard covers, reads and decodes each photo once at full size (threads, ahead of 
 SpeciesNet's crop input for each of its detections (``speciesnet_folder.crop_input``) and classifies
 them in batches of ``classify_batch_size`` crops, across photos.
 
-Rows: ``species`` the common name of the top class, ``species_label`` its full taxonomy label,
-``top5_species``/``top5_conf`` common names and scores, ``prediction_source`` ``classifier``. A photo
-that can no longer be decoded makes a failure row for each of its detections.
+Each crop's top 5 then go through SpeciesNet's ensemble with its detection (``speciesnet_ensemble``:
+detector overrides for people, vehicles and blanks, the geofence of the run's ``country`` and
+``admin1_region``, roll-up to higher taxa). Rows: ``species`` the common name of the ensemble's
+label, ``species_label`` that label, ``species_conf`` its score, ``prediction_source`` what decided it;
+``top5_species``/``top5_labels``/``top5_conf`` the classifier's own top 5. A photo that can no longer be
+decoded makes a failure row for each of its detections.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from wildlife_common import speciesnet, storage
 from wildlife_common.megadetector import written_bbox
+from wildlife_common.speciesnet_ensemble import UNKNOWN, Ensemble
 
 from wildlife_gpu.classify import commit_shard
 from wildlife_gpu.images import ImageFailure, decode
@@ -47,7 +51,7 @@ class Photo:
     shard: str
     image: str
     uri: str
-    detections: list[tuple[int, tuple[float, float, float, float]]]
+    detections: list[tuple[int, str, float, tuple[float, float, float, float]]]  # index, category, conf, box
     crops: list[np.ndarray] = field(default_factory=list)
     failure: str | None = None
 
@@ -70,7 +74,7 @@ def load_speciesnet(uri: str) -> SpeciesNetClassifier:
 def _photos(job: ShardJob) -> list[Photo]:
     """The detections at or above SpeciesNet's threshold in the covered detection shards, by photo."""
     photos: dict[tuple[str, str], Photo] = {}
-    columns = ["image", "image_uri", "detection", "conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    columns = ["image", "image_uri", "detection", "category", "conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
     for shard in job.manifest["stage1_shards"]:
         try:
             table = pq.read_table(io.BytesIO(storage.read_bytes(job.layout.results("stage1", shard))), columns=columns)
@@ -80,7 +84,7 @@ def _photos(job: ShardJob) -> list[Photo]:
         for row in table.to_pylist():
             photo = photos.setdefault((shard, row["image"]), Photo(shard, row["image"], row["image_uri"], []))
             box = written_bbox([row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]])
-            photo.detections.append((row["detection"], (box[0], box[1], box[2], box[3])))
+            photo.detections.append((row["detection"], row["category"], row["conf"], (box[0], box[1], box[2], box[3])))
     return list(photos.values())
 
 
@@ -94,7 +98,7 @@ def _read(photo: Photo) -> Photo:
     except ImageFailure as failure:  # detected once, so rarely: a file replaced since
         photo.failure = str(failure)
         return photo
-    photo.crops = [crop_input(pixels, box) for _, box in photo.detections]
+    photo.crops = [crop_input(pixels, box) for _, _, _, box in photo.detections]
     return photo
 
 
@@ -103,7 +107,15 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
     config = job.config
     assert config.classifier is not None
     classifier = load_speciesnet(config.classifier)
-    labels = list(classifier.folder.label_list)
+    folder = classifier.folder
+    ensemble = Ensemble.from_files(
+        folder.taxonomy.path.read_text(encoding="utf-8"),
+        folder.geofence.path.read_text(encoding="utf-8"),
+        country=config.country,
+        admin1_region=config.admin1_region,
+    )
+    # Every label the table can hold: the classifier's and the taxa the ensemble rolls up to.
+    labels = list(dict.fromkeys([*folder.label_list, *ensemble.taxonomy.values(), UNKNOWN]))
     storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
     photos = _photos(job)
     crops = sum(len(p.detections) for p in photos)
@@ -116,15 +128,19 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
     def classify_pending() -> None:
         top, scores = classifier.classify(np.stack([crop for _, _, crop in pending]))
         for (photo, index, _), names, confs in zip(pending, top, scores, strict=True):
+            _, category, conf, _ = photo.detections[index]
+            scores_list = [float(c) for c in confs]
+            final = ensemble.predict(names, scores_list, category, conf)
             rows.append(
                 {
                     **_base(photo, index, model_id),
-                    "species": common_name(names[0]),
-                    "species_conf": float(confs[0]),
+                    "species": common_name(final.label),
+                    "species_conf": final.score,
                     "top5_species": [common_name(n) for n in names],
-                    "top5_conf": [float(c) for c in confs],
-                    "species_label": names[0],
-                    "prediction_source": "classifier",
+                    "top5_conf": scores_list,
+                    "top5_labels": names,
+                    "species_label": final.label,
+                    "prediction_source": final.source,
                 }
             )
         pending.clear()

@@ -1,15 +1,15 @@
-"""``wildlife run`` with a SpeciesNet model folder as the classifier: no flag, SpeciesNet's own scores in the table.
+"""``wildlife run`` with a SpeciesNet model folder as the classifier: no flag, SpeciesNet's own answers in the table.
 
-The folder is the stand-in of ``tests/speciesnet_standin.py`` (the release's formats). The run's
-species columns are compared crop by crop with the ``speciesnet`` package classifying the same
-photos at the same boxes (as megadetector.json gives them), in a process of its own.
+The folder is the stand-in of ``tests/speciesnet_standin.py`` (the release's formats), the place the
+USA in New York, where its geofence rules out roe deer, zebras and leopards. The run's columns are
+compared crop by crop with the ``speciesnet`` package, in processes of its own: its classifier on
+the same photos at the same boxes (as megadetector.json gives them) for the top 5, and its ensemble
+rules on those top 5 and the same detections for the final species.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,6 +19,7 @@ from wildlife_common.speciesnet import CLASSIFY_FROM
 
 from tests.e2e.conftest import ROOT, SAMPLES
 from tests.megadetector_validator import assert_megadetector_accepts
+from tests.speciesnet_reference import classify, decide
 from tests.speciesnet_standin import build_folder
 from wildlife.cli import main
 
@@ -30,7 +31,8 @@ def test_a_speciesnet_folder_classifies_every_detection_from_01_as_speciesnet_do
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     folder = build_folder(tmp_path / "speciesnet")
-    status = main(["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--run-id", "sn", "--classifier", str(folder)])
+    argv = ["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--run-id", "sn", "--classifier", str(folder)]
+    status = main([*argv, "--country", "USA", "--admin1-region", "NY"])
     assert status == 0, capsys.readouterr().err
     final = tmp_path / "out" / "runs" / "sn" / "final"
     rows = pq.read_table(final / "detections.parquet").to_pylist()
@@ -40,36 +42,43 @@ def test_a_speciesnet_folder_classifies_every_detection_from_01_as_speciesnet_do
     assert {r["category"] for r in classified} == {"animal", "person", "vehicle"}
     for row in classified:
         assert row["species_label"].count(";") == 6 and row["species_label"].endswith(";" + row["species"])
-        assert row["prediction_source"] == "classifier" and row["crop_uri"] is None
+        assert row["prediction_source"] and row["crop_uri"] is None
 
     # The package's own classifier on the same photos and boxes: the same top 5, scores within 1e-4.
     by_image: dict[str, list[dict]] = {}
     for row in sorted(classified, key=lambda r: (r["image"], r["detection"])):
         by_image.setdefault(row["image"], []).append(row)
-    request = {
-        "folder": str(folder),
-        "images": [
-            {"file": str(SAMPLES / image), "boxes": [written_bbox([r[f"bbox_{k}"] for k in "xywh"]) for r in rs]}
-            for image, rs in by_image.items()
-        ],
-    }
-    (tmp_path / "request.json").write_text(json.dumps(request))
-    done = subprocess.run(
-        [sys.executable, str(REFERENCE), str(tmp_path / "request.json"), str(tmp_path / "result.json")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    theirs = json.loads((tmp_path / "result.json").read_text())["results"]
+    images = [
+        {"file": str(SAMPLES / image), "boxes": [written_bbox([r[f"bbox_{k}"] for k in "xywh"]) for r in rs]}
+        for image, rs in by_image.items()
+    ]
+    theirs = classify(folder, images, tmp_path)
     worst = 0.0
     for (image, rs), result in zip(by_image.items(), theirs, strict=True):
         for row, crop in zip(rs, result["classifications_list"], strict=True):
+            assert crop["classes"] == row["top5_labels"], image
             assert [c.rsplit(";", 1)[-1] for c in crop["classes"]] == row["top5_species"], image
-            assert crop["classes"][0] == row["species_label"]
             worst = max(worst, *(abs(a - b) for a, b in zip(crop["scores"], row["top5_conf"], strict=True)))
     print(f"{len(classified)} detections classified as SpeciesNet does; worst score difference {worst:.1e}")
     assert worst <= 1e-4
+
+    # The package's ensemble on our top 5 and the same detections: the same final species, score and source.
+    labels = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
+    cases = [
+        {"classes": r["top5_labels"], "scores": r["top5_conf"], "label": labels[r["category"]], "conf": r["conf"]}
+        for rs in by_image.values()
+        for r in rs
+    ]
+    groups = [{"country": "USA", "admin1_region": "NY", "cases": cases}]
+    (answers,) = decide(folder, groups, tmp_path)
+    disagreements = [
+        (r["image"], r["detection"])
+        for r, their in zip((r for rs in by_image.values() for r in rs), answers, strict=True)
+        if (r["species_label"], r["prediction_source"]) != (their["class"], their["source"])
+        or abs(r["species_conf"] - their["score"]) > 1e-6  # the table stores scores as float32
+    ]
+    assert not disagreements, disagreements
+    assert len({r["prediction_source"] for r in classified}) >= 2  # not one rule for everything
 
     # megadetector.json: categories by common name, described by the full label (run_md_and_speciesnet's form).
     md = json.loads((final / "megadetector.json").read_text())

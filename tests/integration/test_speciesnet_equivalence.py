@@ -12,10 +12,7 @@ top scores of the first sample's deer by 3.2e-4).
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ from wildlife_gpu.detector import Detector
 from wildlife_gpu.images import decode
 from wildlife_gpu.speciesnet_folder import SpeciesNetClassifier, SpeciesNetFolder, crop_input
 
+from tests.speciesnet_reference import classify
 from tests.speciesnet_standin import build_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,14 +64,7 @@ def boxes() -> dict[Path, list[list[float]]]:
 
 
 def reference(folder: Path, images: dict[Path, list[list[float]]], tmp: Path) -> list[dict]:
-    request, result = tmp / "request.json", tmp / "result.json"
-    items = [{"file": str(path), "boxes": boxes} for path, boxes in images.items()]
-    request.write_text(json.dumps({"folder": str(folder), "images": items}))
-    done = subprocess.run(
-        [sys.executable, str(REFERENCE), str(request), str(result)], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(result.read_text())["results"]
+    return classify(folder, [{"file": str(path), "boxes": boxes} for path, boxes in images.items()], tmp)
 
 
 def ours(folder: Path, images: dict[Path, list[list[float] | None]]) -> list[list[tuple[list[str], list[float]]]]:

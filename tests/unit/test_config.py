@@ -50,6 +50,9 @@ def test_config_round_trips_through_its_json_form() -> None:
         ({**MINIMAL, "detector_classes": "yolo"}, "detector_classes must be one of megadetector, coco"),
         ({**MINIMAL, "detector_classes": {"0": "bird"}}, "detector_classes['0'] must be animal, person, vehicle"),
         ({**MINIMAL, "classifier": "c.pth", "classifier_labels": "l.txt"}, "a timm classifier needs classifier_arch"),
+        ({**MINIMAL, "country": "US"}, "country must be an ISO 3166-1 alpha-3 code"),
+        ({**MINIMAL, "country": "USA", "admin1_region": "New York"}, "admin1_region must be a 2-character"),
+        ({**MINIMAL, "admin1_region": "NY"}, "admin1_region needs country as well"),
         ([1, 2], "must be a JSON object"),
     ],
 )

@@ -46,6 +46,8 @@ _OPTIONS = {
     "shard_size": "shard_size",
     "detection_only": "detection_only",
     "exact_decode": "exact_decode",
+    "country": "country",
+    "admin1_region": "admin1_region",
 }
 _MODEL_KEYS = ("detector", "classifier", "classifier_arch", "classifier_labels")
 
@@ -94,6 +96,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="decode JPEGs at the reduced size the model needs: less CPU, boxes differ from MegaDetector's",
     )
+    settings.add_argument("--country", help="SpeciesNet: where the photos were taken, ISO 3166-1 alpha-3 (e.g. KEN)")
+    settings.add_argument("--admin1-region", help="SpeciesNet: the region within --country, e.g. a US state (CA)")
     settings.add_argument("--run-id", help="name of a new run (default: date, time and a random suffix)")
     settings.add_argument(
         "--resume", metavar="RUN_ID", help="run an existing run again: only unfinished shards are done"

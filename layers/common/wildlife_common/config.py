@@ -66,6 +66,11 @@ class RunConfig:
     classifies every detection at or above its own 0.1, as SpeciesNet does)."""
     classify_batch_size: int = 32
     """Crops per classifier batch."""
+    country: str | None = None
+    """SpeciesNet: where the photos were taken, ISO 3166-1 alpha-3 (``KEN``, ``USA``): its geofence then
+    rolls up species not found there. None = no geofence."""
+    admin1_region: str | None = None
+    """SpeciesNet: the first-level region within ``country`` (a US state code such as ``CA``)."""
     classify_image_size: int | None = None
     """Classifier input size; None = the model's own pretrained configuration (224 for most)."""
     shard_size: int = 2000
@@ -222,6 +227,15 @@ def parse_config(raw: Any, *, default_run_id: str | None = None, default_output:
     for key in ("detection_only", "incremental", "exact_decode"):
         if key in values:
             values[key] = _bool(key, values[key])
+    if values.get("country") is not None and not re.fullmatch(r"[A-Z]{3}", str(values["country"])):
+        raise ConfigError(f"country must be an ISO 3166-1 alpha-3 code such as KEN or USA, got {values['country']!r}")
+    if values.get("admin1_region") is not None:
+        if not re.fullmatch(r"[A-Z0-9]{2}", str(values["admin1_region"])):
+            raise ConfigError(
+                f"admin1_region must be a 2-character region code such as CA, got {values['admin1_region']!r}"
+            )
+        if values.get("country") is None:
+            raise ConfigError("admin1_region needs country as well (SpeciesNet ignores a region without its country)")
     for key in ("run_id", "classifier_arch"):
         if values.get(key) is not None and not isinstance(values[key], str):
             raise ConfigError(f"{key} must be a string, got {values[key]!r}")

@@ -136,7 +136,10 @@ def _md_detections(rows: list[dict[str, Any]], label_ids: dict[str, str]) -> lis
         if row["detection"] is None:
             continue
         classes = None
-        if row["top5_species"]:
+        if row.get("species_label") and row["species"] in label_ids:
+            # SpeciesNet: the ensemble's answer, one class, as run_md_and_speciesnet writes it.
+            classes = [(label_ids[row["species"]], row["species_conf"])]
+        elif row["top5_species"]:
             classes = [
                 (label_ids[name], conf)
                 for name, conf in zip(row["top5_species"], row["top5_conf"], strict=True)

@@ -36,6 +36,8 @@ RESULT_SETTINGS = (
     "classifier_arch",
     "classifier_labels",
     "classification_threshold",
+    "country",
+    "admin1_region",
     "classify_image_size",
     "shard_size",
 )

@@ -35,6 +35,7 @@ DETECTION_SCHEMA = pa.schema(
         pa.field("species_conf", pa.float32()),
         pa.field("top5_species", pa.list_(pa.field("element", pa.string()))),
         pa.field("top5_conf", pa.list_(pa.field("element", pa.float32()))),
+        pa.field("top5_labels", pa.list_(pa.field("element", pa.string()))),  # SpeciesNet: full labels of the top 5
         pa.field("species_label", pa.string()),  # SpeciesNet: the full taxonomy label of `species`
         pa.field("prediction_source", pa.string()),  # SpeciesNet: what decided `species` (classifier, ...)
         pa.field("detector", pa.string()),  # model id: file name and sha256 prefix
@@ -54,6 +55,7 @@ CLASSIFICATION_SCHEMA = pa.schema(
         pa.field("species_conf", pa.float32()),
         pa.field("top5_species", pa.list_(pa.field("element", pa.string()))),
         pa.field("top5_conf", pa.list_(pa.field("element", pa.float32()))),
+        pa.field("top5_labels", pa.list_(pa.field("element", pa.string()))),
         pa.field("species_label", pa.string()),
         pa.field("prediction_source", pa.string()),
         pa.field("classifier", pa.string()),
@@ -66,6 +68,7 @@ SPECIES_COLUMNS = (
     "species_conf",
     "top5_species",
     "top5_conf",
+    "top5_labels",
     "species_label",
     "prediction_source",
     "classifier",
