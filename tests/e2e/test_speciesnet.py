@@ -10,6 +10,8 @@ rules on those top 5 and the same detections for the final species.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -86,3 +88,26 @@ def test_a_speciesnet_folder_classifies_every_detection_from_01_as_speciesnet_do
     assert set(descriptions) == set(md["classification_categories"])
     assert all(descriptions[i].endswith(";" + name) for i, name in md["classification_categories"].items())
     assert_megadetector_accepts(final / "megadetector.json")
+
+    # speciesnet.json: SpeciesNet 5's format, one entry per photo, read by MegaDetector's converter.
+    predictions = json.loads((final / "speciesnet.json").read_text())
+    assert predictions["info"]["format_version"] == "20261015" and len(predictions["predictions"]) == 21
+    entry = next(p for p in predictions["predictions"] if p["filepath"].endswith("01_day_deer.jpg"))
+    assert entry["country"] == "USA" and entry["admin1_region"] == "NY" and entry["model_version"] == "standin-5.0"
+    written = [d for p in predictions["predictions"] for d in p["detections"] if "processed_classification" in d]
+    assert len(written) == len(classified)
+    assert {d["processed_classification"]["source"] for d in written} == {r["prediction_source"] for r in classified}
+    converted = tmp_path / "from_speciesnet.json"
+    convert = (
+        "import sys; from megadetector.utils.wi_taxonomy_utils import generate_md_results_from_predictions_json as g; "
+        "g(sys.argv[1], sys.argv[2], base_folder=sys.argv[3])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", convert, str(final / "speciesnet.json"), str(converted), str(SAMPLES) + "/"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_megadetector_accepts(converted)
+    assert len(json.loads(converted.read_text())["images"]) == 21

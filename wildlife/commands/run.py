@@ -294,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(summary, run_id, seconds):
         print(line)
     print("outputs")
-    for name in ("detections.parquet", "megadetector.json", "summary.json"):
-        print(f"  {run_folder / 'final' / name}")
+    for name in ("detections.parquet", "megadetector.json", "speciesnet.json", "summary.json"):
+        if name != "speciesnet.json" or "speciesnet" in summary.get("outputs", {}):
+            print(f"  {run_folder / 'final' / name}")
     return 0

@@ -81,6 +81,11 @@ class RunLayout:
         return join(self.run_uri, "final", "megadetector.json")
 
     @property
+    def speciesnet_json(self) -> str:
+        """SpeciesNet's predictions file, for runs whose classifier is a SpeciesNet folder."""
+        return join(self.run_uri, "final", "speciesnet.json")
+
+    @property
     def summary_json(self) -> str:
         return join(self.run_uri, "final", "summary.json")
 

@@ -12,6 +12,7 @@ the summary; re-running the run id processes it again.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -36,6 +37,7 @@ from wildlife_common.megadetector import MegaDetectorWriter, detection_entry
 from wildlife_common.planning import _committed, load_run, now
 from wildlife_common.provenance import code_version, input_id
 from wildlife_common.schema import DETECTION_SCHEMA, SPECIES_COLUMNS
+from wildlife_common.speciesnet_output import SpeciesNetWriter
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +220,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
         # by its full label.
         names, descriptions, label_ids = speciesnet.classification_categories(labels)
         labels = [names[str(i)] for i in range(len(names))]
+    speciesnet_version = next((m["speciesnet_version"] for m in stage2.values() if m.get("speciesnet_version")), None)
     detector: str = next((m["detector"] for m in stage1.values() if m.get("detector")), config.detector)
     classifier = next((m.get("classifier") for m in stage2.values() if m.get("classifier")), None)
 
@@ -229,10 +232,22 @@ def materialize(run_uri: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="materialize-") as work:
         parquet_path = Path(work, "detections.parquet")
         md_path = Path(work, "megadetector.json")
+        sn_path = Path(work, "speciesnet.json")
         index = IndexWriter(config.output or "", input_id(storage.as_folder(config.input)), config.run_id or "", work)
         writer = pq.ParquetWriter(parquet_path, DETECTION_SCHEMA, compression="zstd")
         with (
             md_path.open("w") as md_stream,
+            sn_path.open("w", encoding="utf-8") as sn_stream,
+            (
+                SpeciesNetWriter(
+                    sn_stream,
+                    model_version=speciesnet_version,
+                    country=config.country,
+                    admin1_region=config.admin1_region,
+                )
+                if speciesnet_version
+                else contextlib.nullcontext()
+            ) as sn,
             MegaDetectorWriter(
                 md_stream,
                 detector=detector,
@@ -272,12 +287,16 @@ def materialize(run_uri: str) -> dict[str, Any]:
                         md.add_image(image, _md_detections(rows, label_ids))
                         ok_uris.append(first["image_uri"])
                         ok_etags.append(first["image_etag"])
+                    if sn is not None:
+                        sn.add_image(first["image_uri"], rows, failed=first["failure"] is not None)
                 index.add(ok_uris, ok_etags)
                 if tally.images - before != ref["images"]:
                     mismatched.append(shard)
         writer.close()
         storage.upload_file(parquet_path, layout.detections_parquet)
         storage.upload_file(md_path, layout.megadetector_json)
+        if speciesnet_version:
+            storage.upload_file(sn_path, layout.speciesnet_json)
         if not failed_shards and tally.images:
             index.close()
 
@@ -321,6 +340,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
         "outputs": {
             "detections": layout.detections_parquet,
             "megadetector": layout.megadetector_json,
+            **({"speciesnet": layout.speciesnet_json} if speciesnet_version else {}),
             "summary": layout.summary_json,
         },
         "finished": now(),
