@@ -111,3 +111,16 @@ def test_a_speciesnet_folder_classifies_every_detection_from_01_as_speciesnet_do
     assert done.returncode == 0, done.stderr[-3000:]
     assert_megadetector_accepts(converted)
     assert len(json.loads(converted.read_text())["images"]) == 21
+
+
+def test_a_run_that_names_only_the_folder_runs_its_own_detector(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The folder's info.json names MegaDetector v5a; here a file in that format (the YOLOv5 demo twin)."""
+    folder = build_folder(tmp_path / "speciesnet", detector="md_v5a.0.0.pt")
+    (folder / "md_v5a.0.0.pt").write_bytes((ROOT / "demo" / "models" / "detector-yolov5.pt").read_bytes())
+    argv = ["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--run-id", "only", "--classifier", str(folder)]
+    assert main([*argv, "--image-size", "320"]) == 0, capsys.readouterr().err
+    marker = json.loads((tmp_path / "out" / "runs" / "only" / "stage1" / "results" / "00000.done.json").read_text())
+    assert marker["detector_format"] == "yolov5" and marker["detector"].startswith("md_v5a.0.0.pt")
+    assert (tmp_path / "out" / "runs" / "only" / "final" / "speciesnet.json").is_file()

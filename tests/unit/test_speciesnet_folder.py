@@ -53,3 +53,20 @@ def test_a_crop_input_is_480_square_uint8_and_a_full_image_drops_the_top_and_bot
     assert whole.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and whole.dtype == np.uint8 and whole.max() == 0
     crop = crop_input(pixels, (0.0, 0.0, 1.0, 0.1))  # the top bar only
     assert crop.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and crop.min() == 255
+
+
+def test_a_run_that_names_only_the_folder_gets_the_folders_detector(tmp_path: Path) -> None:
+    from wildlife_common.errors import ConfigError
+    from wildlife_common.speciesnet import with_folder_detector
+
+    folder = build_folder(tmp_path / "sn")
+    raw = {"input": "s3://traps/", "classifier": str(folder)}
+    assert with_folder_detector(raw)["detector"] == str(folder / "md_v5a.0.0.pt")
+    named = {**raw, "detector": "s3://models/md_v1000.0.0-redwood.pt"}
+    assert with_folder_detector(named) == named  # the run's own detector wins
+    timm = {"input": "s3://traps/", "classifier": str(tmp_path / "classifier.pth")}
+    assert with_folder_detector(timm) == timm  # not a folder: nothing to take
+    info = json.loads((folder / "info.json").read_text())
+    (folder / "info.json").write_text(json.dumps({**info, "detector": "https://example.org/md_v5a.0.0.pt"}))
+    with pytest.raises(ConfigError, match="names its detector by URL"):
+        with_folder_detector(raw)

@@ -217,6 +217,11 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         config["input"] = _absolute(args.input)
     if not config.get("input"):
         raise UsageError("give INPUT (a folder or s3:// URI), or --resume RUN_ID")
+    if not config.get("detector") and config.get("classifier"):
+        try:  # a SpeciesNet folder alone brings its detector (MegaDetector v5a), as SpeciesNet runs it
+            config.update(speciesnet.with_folder_detector({**config, "classifier": _absolute(config["classifier"])}))
+        except ConfigError as error:
+            raise UsageError(str(error)) from error
     if not config.get("detector"):
         _demo_models(config)
     for key in ("detector", "classifier", "classifier_labels"):

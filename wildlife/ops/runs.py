@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
-from wildlife_common import storage
+from wildlife_common import speciesnet, storage
 from wildlife_common.config import parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.layout import RunLayout
@@ -154,6 +154,7 @@ def check_config(raw: Any, stack: Stack, *, run_id: str) -> dict[str, Any]:
     Raises:
         ConfigError: one line naming the key.
     """
+    raw = speciesnet.with_folder_detector(raw)  # a SpeciesNet folder alone brings its detector
     config = parse_config(raw, default_run_id=run_id, default_output=stack.output_root)
     for key in _S3_ONLY:
         value = getattr(config, key)

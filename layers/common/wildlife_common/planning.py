@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from wildlife_common import storage
+from wildlife_common import speciesnet, storage
 from wildlife_common.config import RunConfig, parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.images import is_image
@@ -61,6 +61,7 @@ class ShardRef:
 
 def resolve_run(raw_config: Any, execution_name: str | None, default_output: str | None) -> tuple[RunConfig, RunLayout]:
     """Check the configuration and find the run folder (the same answer every time for one run)."""
+    raw_config = speciesnet.with_folder_detector(raw_config)  # a SpeciesNet folder alone brings its detector
     config = parse_config(raw_config, default_run_id=execution_name, default_output=default_output)
     if not config.output:
         raise ConfigError("no output given and the pipeline has no bucket configured (PIPELINE_BUCKET)")

@@ -9,19 +9,52 @@ MegaDetector files show the common name with the full label beside it.
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
 from wildlife_common import storage
+from wildlife_common.errors import ConfigError
 
 CLASSIFY_FROM = 0.1
 """SpeciesNet classifies every detection at or above this (its DEFAULT_DETECTION_THRESHOLD_FOR_CLASSIFICATION)."""
 LABEL_PARTS = 7
 
 
-@functools.cache
 def is_speciesnet_folder(uri: str) -> bool:
-    """Whether ``uri`` is a SpeciesNet model folder: it holds ``info.json`` (local or in S3)."""
+    """Whether ``uri`` is a SpeciesNet model folder: it holds ``info.json`` (local or in S3).
+
+    Asked anew each time (one HEAD request, once per shard job): a warm Lambda or a long local
+    session must see a folder uploaded after an earlier answer.
+    """
     return storage.exists(storage.join(uri, "info.json"))
+
+
+def with_folder_detector(raw: Any) -> Any:
+    """A run config whose detector, when it names none and its classifier is a SpeciesNet folder, is the folder's.
+
+    SpeciesNet pairs each classifier with a detector (its info.json's ``detector``, MegaDetector v5a);
+    a run that names only the folder runs that one, as SpeciesNet would.
+
+    Raises:
+        ConfigError: the folder names its detector by a URL (nothing is downloaded here), or info.json
+            cannot be read.
+    """
+    if not isinstance(raw, dict) or raw.get("detector") or not isinstance(raw.get("classifier"), str):
+        return raw
+    folder = raw["classifier"]
+    if not is_speciesnet_folder(folder):
+        return raw
+    try:
+        detector = storage.read_json(storage.join(folder, "info.json")).get("detector")
+    except (OSError, ValueError, AttributeError) as error:
+        raise ConfigError(f"SpeciesNet folder {folder}: info.json cannot be read ({error})") from error
+    if not isinstance(detector, str) or not detector:
+        raise ConfigError(f"SpeciesNet folder {folder}: info.json names no detector; give the run's detector")
+    if "://" in detector and not detector.startswith("s3://"):
+        raise ConfigError(
+            f"SpeciesNet folder {folder} names its detector by URL ({detector}); nothing is downloaded here: "
+            "put the file beside it or give the run's detector"
+        )
+    return {**raw, "detector": detector if storage.is_s3(detector) else storage.join(folder, detector)}
 
 
 def is_label(label: str) -> bool:
