@@ -18,7 +18,15 @@ from pathlib import Path
 # ultralytics reads this when first imported: never probe the network (the machines are offline).
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from bench import decode_speedup, gpu_wait_fraction, megadetector_speedup, photos, shard_speedup, timing
+from bench import (
+    decode_speedup,
+    gpu_wait_fraction,
+    megadetector_speedup,
+    photos,
+    shard_speedup,
+    speciesnet_speedup,
+    timing,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -63,6 +71,9 @@ def cpu(args: argparse.Namespace, work: Path) -> dict:
                 md_folder, work, image_size=md_size, rounds=min(args.rounds, megadetector_speedup.ROUNDS)
             )
         )
+    count = min(args.images, speciesnet_speedup.PHOTOS)
+    sn_folder = photos.shard_folder(sources, count, work / f"speciesnet-{count}")
+    results.update(speciesnet_speedup.measure(sn_folder, work, rounds=min(args.rounds, speciesnet_speedup.ROUNDS)))
     return results
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +61,11 @@ def measure(
     OurShards([warm])()  # loads the model into this process, as the local engine keeps it
     runs = [plan_run(folder, weights, work, f"md-ours-{i}", image_size=image_size) for i in range(rounds)]
     ours = OurShards(runs)
-    theirs_seconds: list[float] = []
-    ours_seconds: list[float] = []
-    for index in range(rounds):
-        # Alternating which side goes first, as timing.alternate does (theirs times itself in its process).
-        if index % 2:
-            theirs_seconds.append(megadetector_loop(weights, folder, image_size, work / f"md-loop-{index}.json"))
-        start = time.perf_counter()
-        ours()
-        ours_seconds.append(time.perf_counter() - start)
-        if not index % 2:
-            theirs_seconds.append(megadetector_loop(weights, folder, image_size, work / f"md-loop-{index}.json"))
+    ours_seconds, theirs_seconds = timing.against_a_process(
+        lambda index: ours(),
+        lambda index: megadetector_loop(weights, folder, image_size, work / f"md-loop-{index}.json"),
+        rounds,
+    )
     ratio = timing.median(theirs_seconds) / timing.median(ours_seconds)
     print(
         f"megadetector {image_size}px, {images} photos: ours {timing.spread(ours_seconds)}, "

@@ -30,6 +30,27 @@ def alternate(sides: dict[str, Callable[[], Any]], rounds: int) -> dict[str, lis
     return seconds
 
 
+def against_a_process(
+    ours: Callable[[int], Any], theirs: Callable[[int], float], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Rounds of our side (timed here) and a reference that times itself in its own process.
+
+    ``theirs(round)`` runs the reference and returns the seconds it measured (its model load left
+    out); which side goes first alternates every round, as in :func:`alternate`.
+    """
+    ours_seconds: list[float] = []
+    theirs_seconds: list[float] = []
+    for index in range(rounds):
+        if index % 2:
+            theirs_seconds.append(theirs(index))
+        start = time.perf_counter()
+        ours(index)
+        ours_seconds.append(time.perf_counter() - start)
+        if not index % 2:
+            theirs_seconds.append(theirs(index))
+    return ours_seconds, theirs_seconds
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

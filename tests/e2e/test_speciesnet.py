@@ -1,6 +1,6 @@
 """``wildlife run`` with a SpeciesNet model folder as the classifier: no flag, SpeciesNet's own answers in the table.
 
-The folder is the stand-in of ``tests/speciesnet_standin.py`` (the release's formats), the place the
+The folder is the stand-in of ``demo/speciesnet_folder.py`` (the release's formats), the place the
 USA in New York, where its geofence rules out roe deer, zebras and leopards. The run's columns are
 compared crop by crop with the ``speciesnet`` package, in processes of its own: its classifier on
 the same photos at the same boxes (as megadetector.json gives them) for the top 5, and its ensemble
@@ -19,10 +19,10 @@ import pytest
 from wildlife_common.megadetector import written_bbox
 from wildlife_common.speciesnet import CLASSIFY_FROM
 
+from demo.speciesnet_folder import build_folder
 from tests.e2e.conftest import ROOT, SAMPLES
 from tests.megadetector_validator import assert_megadetector_accepts
 from tests.speciesnet_reference import classify, decide
-from tests.speciesnet_standin import build_folder
 from wildlife.cli import main
 
 pytestmark = pytest.mark.slow

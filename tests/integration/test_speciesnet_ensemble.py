@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from wildlife_common.speciesnet_ensemble import Ensemble
 
+from demo.speciesnet_folder import ANCESTORS, LABELS, build_folder
 from tests.speciesnet_reference import decide
-from tests.speciesnet_standin import ANCESTORS, LABELS, build_folder
 
 PLACES = [(None, None), ("KEN", None), ("USA", "CA"), ("USA", "NY"), ("USA", None), ("GBR", None), ("TZA", "XX")]
 CASES_PER_PLACE = 600

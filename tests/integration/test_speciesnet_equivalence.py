@@ -1,6 +1,6 @@
 """Our SpeciesNet classifier path against the ``speciesnet`` package's own ``SpeciesNetClassifier``.
 
-Same model folder (a stand-in in the release's formats, ``tests/speciesnet_standin.py``), same
+Same model folder (a stand-in in the release's formats, ``demo/speciesnet_folder.py``), same
 photos (the bundled samples and ultralytics' two real photos), same boxes (the demo detector's
 detections at or above SpeciesNet's 0.1, as megadetector.json writes them). The reference reads the
 files with SpeciesNet's own loader and classifies one image at a time in its process
@@ -21,8 +21,8 @@ from wildlife_gpu.detector import Detector
 from wildlife_gpu.images import decode
 from wildlife_gpu.speciesnet_folder import SpeciesNetClassifier, SpeciesNetFolder, crop_input
 
+from demo.speciesnet_folder import build_folder
 from tests.speciesnet_reference import classify
-from tests.speciesnet_standin import build_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "demo" / "samples"

@@ -61,6 +61,7 @@ def test_make_bench_runs_every_figure_and_merges_results(tmp_path: Path, capsys)
         expected.append("shard_speedup_with_crops")
     if (shard_speedup.MODELS / "detector-yolov5.pt").exists():
         expected.append("megadetector_speedup")  # our shard vs MegaDetector's own loop, same YOLOv5 weights
+    expected.append("speciesnet_speedup")  # our classify shard vs SpeciesNet's own loop, same crops
     for name in expected:
         assert isinstance(results[name], float) and results[name] >= 0, name
     assert results["shard_images"] == 2 and results["gpu_wait_fraction_device"] == "cpu"

@@ -10,7 +10,7 @@ import pytest
 from wildlife_gpu.models import ModelError
 from wildlife_gpu.speciesnet_folder import IMAGE_SIZE, SpeciesNetFolder, common_name, crop_input, is_speciesnet_folder
 
-from tests.speciesnet_standin import LABELS, build_folder
+from demo.speciesnet_folder import LABELS, build_folder
 
 
 def test_a_folder_with_info_json_is_read_with_its_parts(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A stand-in SpeciesNet model folder in the release's exact formats, built for the tests (nothing is downloaded).
+"""A stand-in SpeciesNet model folder in the release's exact formats, for tests and benchmarks (nothing is downloaded).
 
 - ``info.json`` with SpeciesNet's seven keys;
 - ``classifier.pt``: a whole pickled PyTorch model with SpeciesNet's input contract (NHWC float32 in
@@ -75,10 +75,20 @@ def standin_classifier(classes: int, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def build_folder(folder: Path, *, kind: str = "always_crop", detector: str = "md_v5a.0.0.pt") -> Path:
-    """Write a SpeciesNet model folder of ``kind`` (always_crop or full_image) into ``folder``."""
+def build_folder(
+    folder: Path,
+    *,
+    kind: str = "always_crop",
+    detector: str = "md_v5a.0.0.pt",
+    classifier: torch.nn.Module | None = None,
+) -> Path:
+    """Write a SpeciesNet model folder of ``kind`` (always_crop or full_image) into ``folder``.
+
+    ``classifier``: the model to pickle (NHWC float32 480 x 480 in, one logit per label out); the small
+    random stand-in by default.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(standin_classifier(len(LABELS)), folder / "classifier.pt")
+    torch.save(classifier if classifier is not None else standin_classifier(len(LABELS)), folder / "classifier.pt")
     (folder / "labels.txt").write_text("".join(label + "\n" for label in LABELS), encoding="utf-8")
     (folder / "taxonomy.txt").write_text("".join(label + "\n" for label in (*LABELS, *ANCESTORS)), encoding="utf-8")
     (folder / "geofence.json").write_text(json.dumps(GEOFENCE, indent=1), encoding="utf-8")
