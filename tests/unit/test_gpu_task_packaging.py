@@ -121,3 +121,38 @@ def test_the_entrypoint_detects_a_shard_with_a_megadetector_v5_format_checkpoint
     marker = json.loads((Path(run["run_uri"]) / "stage1" / "results" / "00000.done.json").read_text())
     assert marker["images"] == 21 and marker["failed_images"] == 0 and marker["detections"] > 21
     assert marker["detector_format"] == "yolov5"
+
+
+def test_the_entrypoint_classifies_a_shard_with_a_speciesnet_folder(tmp_path: Path) -> None:
+    """What a Batch classify job runs, in a fresh process, for a run whose classifier is a SpeciesNet folder."""
+    from wildlife_common.planning import plan_classification, plan_detection
+    from wildlife_gpu.detect import run_detect
+
+    from demo.speciesnet_folder import build_folder
+
+    folder = build_folder(tmp_path / "speciesnet")
+    config = {
+        "input": str(ROOT / "demo" / "samples"),
+        "detector": str(ROOT / "demo" / "models" / "detector.pt"),
+        "image_size": 320,
+        "classifier": str(folder),
+        "country": "KEN",
+    }
+    run = plan_detection(config, "entrypoint-sn", str(tmp_path))
+    run_detect(run["run_uri"], "00000")
+    assert plan_classification({"run_uri": run["run_uri"]})["shard_count"] == 1
+    env = {
+        "PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "wildlife_gpu", "classify", "--run", run["run_uri"], "--shard", "c00000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    marker = json.loads((Path(run["run_uri"]) / "stage2" / "results" / "c00000.done.json").read_text())
+    assert marker["crops"] > 21 and marker["failed_crops"] == 0 and marker["speciesnet_version"] == "standin-5.0"
