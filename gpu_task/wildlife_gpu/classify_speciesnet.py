@@ -28,12 +28,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from wildlife_common import speciesnet, storage
 from wildlife_common.megadetector import written_bbox
+from wildlife_common.speciesnet import WHOLE_IMAGE
 from wildlife_common.speciesnet_ensemble import UNKNOWN, Ensemble
 
 from wildlife_gpu.classify import commit_shard
 from wildlife_gpu.images import ImageFailure, decode
 from wildlife_gpu.loader import WaitClock, default_workers, prefetch
-from wildlife_gpu.models import ModelError
 from wildlife_gpu.shards import ShardError, ShardJob, log_line
 from wildlife_gpu.speciesnet_folder import SpeciesNetClassifier, SpeciesNetFolder, common_name, crop_input
 
@@ -51,7 +51,8 @@ class Photo:
     shard: str
     image: str
     uri: str
-    detections: list[tuple[int, str, float, tuple[float, float, float, float]]]  # index, category, conf, box
+    # index, category, conf, box; a full_image folder: one entry, WHOLE_IMAGE with the top detection and no box
+    detections: list[tuple[int, str, float, tuple[float, float, float, float] | None]]
     crops: list[np.ndarray] = field(default_factory=list)
     failure: str | None = None
 
@@ -63,23 +64,27 @@ def load_speciesnet(uri: str) -> SpeciesNetClassifier:
     Raises:
         ModelError: the folder or its classifier cannot be used; one line.
     """
-    folder = SpeciesNetFolder.open(uri)
-    if folder.type != "always_crop":
-        raise ModelError(
-            f"SpeciesNet folder {uri} is a {folder.type} model; runs classify detections (always_crop) so far"
-        )
-    return SpeciesNetClassifier(folder)
+    return SpeciesNetClassifier(SpeciesNetFolder.open(uri))
 
 
-def _photos(job: ShardJob) -> list[Photo]:
-    """The detections at or above SpeciesNet's threshold in the covered detection shards, by photo."""
+def _photos(job: ShardJob, whole_images: bool) -> list[Photo]:
+    """What to classify in the covered detection shards, by photo: the detections at or above SpeciesNet's
+    threshold, or for a full_image folder each photo read, paired with its most confident detection (or
+    an animal at 0.0 when it has none), as SpeciesNet pairs them."""
     photos: dict[tuple[str, str], Photo] = {}
-    columns = ["image", "image_uri", "detection", "category", "conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    columns = ["image", "image_uri", "failure", "detection", "category", "conf"] + [f"bbox_{k}" for k in "xywh"]
     for shard in job.manifest["stage1_shards"]:
         try:
             table = pq.read_table(io.BytesIO(storage.read_bytes(job.layout.results("stage1", shard))), columns=columns)
         except FileNotFoundError as error:
             raise ShardError(f"detection shard {shard} has no committed results") from error
+        if whole_images:
+            for row in table.filter(pc.is_null(table.column("failure"))).to_pylist():
+                key = (shard, row["image"])
+                if key not in photos:  # rows come most confident first; an empty photo has one null row
+                    top = (row["category"], row["conf"]) if row["detection"] is not None else ("animal", 0.0)
+                    photos[key] = Photo(shard, row["image"], row["image_uri"], [(WHOLE_IMAGE, *top, None)])
+            continue
         table = table.filter(pc.greater_equal(table.column("conf"), speciesnet.CLASSIFY_FROM))
         for row in table.to_pylist():
             photo = photos.setdefault((shard, row["image"]), Photo(shard, row["image"], row["image_uri"], []))
@@ -117,7 +122,7 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
     # Every label the table can hold: the classifier's and the taxa the ensemble rolls up to.
     labels = list(dict.fromkeys([*folder.label_list, *ensemble.taxonomy.values(), UNKNOWN]))
     storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
-    photos = _photos(job)
+    photos = _photos(job, folder.type == "full_image")
     crops = sum(len(p.detections) for p in photos)
     log_line("classify shard", shard=job.shard, crops=crops, photos=len(photos), device=classifier.device)
     model_id = classifier.folder.classifier.id
@@ -162,7 +167,14 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
         classify_pending()
 
     return commit_shard(
-        job, rows, crops, clock, classifier.device, model_id, speciesnet_version=classifier.folder.version
+        job,
+        rows,
+        crops,
+        clock,
+        classifier.device,
+        model_id,
+        speciesnet_version=folder.version,
+        speciesnet_type=folder.type,
     )
 
 

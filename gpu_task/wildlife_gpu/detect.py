@@ -136,6 +136,17 @@ def load_detector(config: RunConfig) -> tuple[ModelFile, Detector]:
     return weights, detector
 
 
+def _to_classify(table: pa.Table, speciesnet_run: bool, whole_images: bool) -> int:
+    """What stage 2 will classify in this shard (planning sizes its shards by it): the crops cut; for
+    SpeciesNet every detection at or above its threshold, or every photo read for a full_image folder."""
+    if whole_images:
+        read = table.filter(pc.is_null(table.column("failure")))
+        return int(pc.count_distinct(read.column("image")).as_py() or 0)
+    if speciesnet_run:
+        return int(pc.sum(pc.greater_equal(table.column("conf"), speciesnet.CLASSIFY_FROM)).as_py() or 0)
+    return int(pc.sum(pc.is_valid(table.column("crop_uri"))).as_py() or 0)
+
+
 def detect_batch(detector: Detector, batch: list[Prepared]) -> dict[int, list[Box]]:
     """Boxes for every decoded image of a batch, by image index.
 
@@ -171,6 +182,7 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
 
     # A SpeciesNet classifier crops from the photo itself in stage 2, as SpeciesNet does: no crop files.
     speciesnet_run = bool(config.classify and config.classifier and speciesnet.is_speciesnet_folder(config.classifier))
+    whole_images = speciesnet_run and speciesnet.is_whole_image_folder(str(config.classifier))
     crop_threshold = config.classification_threshold if config.classify and not speciesnet_run else None
     clock = WaitClock()
     pending_rows: list[dict] = []
@@ -241,14 +253,7 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
             "detections": int(pc.sum(pc.is_valid(table.column("detection"))).as_py() or 0),
             # What stage 2 will classify (planning sizes its shards by it): the crops cut, or for
             # SpeciesNet every detection at or above its threshold.
-            "crops": int(
-                pc.sum(
-                    pc.greater_equal(table.column("conf"), speciesnet.CLASSIFY_FROM)
-                    if speciesnet_run
-                    else pc.is_valid(table.column("crop_uri"))
-                ).as_py()
-                or 0
-            ),
+            "crops": _to_classify(table, speciesnet_run, whole_images),
             "images_per_second": round(rate, 3),
             "input_wait_fraction": round(clock.wait_fraction, 4),
             "gpu_utilization": gpu.mean,

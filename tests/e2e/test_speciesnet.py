@@ -10,8 +10,6 @@ rules on those top 5 and the same detections for the final species.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,11 +19,13 @@ from wildlife_common.speciesnet import CLASSIFY_FROM
 
 from demo.speciesnet_folder import build_folder
 from tests.e2e.conftest import ROOT, SAMPLES
-from tests.megadetector_validator import assert_megadetector_accepts
+from tests.megadetector_validator import assert_megadetector_accepts, converted_from_speciesnet
 from tests.speciesnet_reference import classify, decide
 from wildlife.cli import main
 
 pytestmark = pytest.mark.slow
+DEMO_DETECTOR = ["--detector", str(ROOT / "demo" / "models" / "detector.pt"), "--image-size", "320"]
+"""The run's own detector (the stand-in folder's info.json names an md_v5a.0.0.pt it does not hold)."""
 REFERENCE = ROOT / "tests" / "reference" / "speciesnet_run.py"
 
 
@@ -34,7 +34,7 @@ def test_a_speciesnet_folder_classifies_every_detection_from_01_as_speciesnet_do
 ) -> None:
     folder = build_folder(tmp_path / "speciesnet")
     argv = ["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--run-id", "sn", "--classifier", str(folder)]
-    status = main([*argv, "--country", "USA", "--admin1-region", "NY"])
+    status = main([*argv, *DEMO_DETECTOR, "--country", "USA", "--admin1-region", "NY"])
     assert status == 0, capsys.readouterr().err
     final = tmp_path / "out" / "runs" / "sn" / "final"
     rows = pq.read_table(final / "detections.parquet").to_pylist()
@@ -97,19 +97,7 @@ def test_a_speciesnet_folder_classifies_every_detection_from_01_as_speciesnet_do
     written = [d for p in predictions["predictions"] for d in p["detections"] if "processed_classification" in d]
     assert len(written) == len(classified)
     assert {d["processed_classification"]["source"] for d in written} == {r["prediction_source"] for r in classified}
-    converted = tmp_path / "from_speciesnet.json"
-    convert = (
-        "import sys; from megadetector.utils.wi_taxonomy_utils import generate_md_results_from_predictions_json as g; "
-        "g(sys.argv[1], sys.argv[2], base_folder=sys.argv[3])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", convert, str(final / "speciesnet.json"), str(converted), str(SAMPLES) + "/"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert_megadetector_accepts(converted)
+    converted = converted_from_speciesnet(final / "speciesnet.json", SAMPLES, tmp_path / "from_speciesnet.json")
     assert len(json.loads(converted.read_text())["images"]) == 21
 
 
@@ -124,3 +112,45 @@ def test_a_run_that_names_only_the_folder_runs_its_own_detector(
     marker = json.loads((tmp_path / "out" / "runs" / "only" / "stage1" / "results" / "00000.done.json").read_text())
     assert marker["detector_format"] == "yolov5" and marker["detector"].startswith("md_v5a.0.0.pt")
     assert (tmp_path / "out" / "runs" / "only" / "final" / "speciesnet.json").is_file()
+
+
+def test_a_full_image_folder_classifies_each_photo_once_as_speciesnet_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A full_image model: one classification per photo (less its top and bottom strips), ensembled with the
+    photo's most confident detection, on every row of the photo; speciesnet.json's pseudo-detection first."""
+    folder = build_folder(tmp_path / "speciesnet-full", kind="full_image")
+    argv = ["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--run-id", "full", "--classifier", str(folder)]
+    assert main([*argv, *DEMO_DETECTOR, "--country", "KEN"]) == 0, capsys.readouterr().err
+    final = tmp_path / "out" / "runs" / "full" / "final"
+    rows = pq.read_table(final / "detections.parquet").to_pylist()
+    by_image: dict[str, list[dict]] = {}
+    for row in sorted(rows, key=lambda r: (r["image"], r["detection"] if r["detection"] is not None else -1)):
+        by_image.setdefault(row["image"], []).append(row)
+    assert len(by_image) == 21 and all(rs[0]["species_label"] for rs in by_image.values())
+    for rs in by_image.values():  # one answer per photo, on all its rows
+        assert len({(r["species_label"], r["species_conf"], r["prediction_source"]) for r in rs}) == 1
+
+    theirs = classify(folder, [{"file": str(SAMPLES / image), "boxes": []} for image in by_image], tmp_path)
+    cases = []
+    for (image, rs), result in zip(by_image.items(), theirs, strict=True):
+        (crop,) = result["classifications_list"]
+        assert crop["classes"] == rs[0]["top5_labels"], image
+        assert max(abs(a - b) for a, b in zip(crop["scores"], rs[0]["top5_conf"], strict=True)) <= 1e-4
+        top = rs[0] if rs[0]["detection"] is not None else None
+        label = {"animal": "animal", "person": "human", "vehicle": "vehicle"}[top["category"]] if top else "animal"
+        cases.append(
+            {"classes": crop["classes"], "scores": crop["scores"], "label": label, "conf": top["conf"] if top else 0.0}
+        )
+    (answers,) = decide(folder, [{"country": "KEN", "admin1_region": None, "cases": cases}], tmp_path)
+    for (image, rs), their in zip(by_image.items(), answers, strict=True):
+        assert (rs[0]["species_label"], rs[0]["prediction_source"]) == (their["class"], their["source"]), image
+
+    predictions = json.loads((final / "speciesnet.json").read_text())["predictions"]
+    for entry in predictions:
+        first = entry["detections"][0]
+        assert first["category"] == "0" and first["label"] == "whole_image_classification"
+        assert all("processed_classification" not in d for d in entry["detections"][1:])
+    converted = converted_from_speciesnet(final / "speciesnet.json", SAMPLES, tmp_path / "from_speciesnet.json")
+    assert len(json.loads(converted.read_text())["images"]) == 21
+    assert_megadetector_accepts(final / "megadetector.json")

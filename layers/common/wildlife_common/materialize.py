@@ -116,7 +116,11 @@ class SpeciesSource:
 def _with_species(table: pa.Table, species: dict[tuple[str, int], dict[str, Any]]) -> pa.Table:
     images = table.column("image").to_pylist()
     detections = table.column("detection").to_pylist()
-    found = [species.get((img, det)) if det is not None else None for img, det in zip(images, detections, strict=True)]
+    # A full_image SpeciesNet folder classifies the photo: its answer goes on every row of the photo.
+    found = [
+        (species.get((img, det)) if det is not None else None) or species.get((img, speciesnet.WHOLE_IMAGE))
+        for img, det in zip(images, detections, strict=True)
+    ]
     for name in SPECIES_COLUMNS:
         index = table.schema.get_field_index(name)
         values = pa.array([row.get(name) if row else None for row in found], type=DETECTION_SCHEMA.field(name).type)
@@ -221,6 +225,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
         names, descriptions, label_ids = speciesnet.classification_categories(labels)
         labels = [names[str(i)] for i in range(len(names))]
     speciesnet_version = next((m["speciesnet_version"] for m in stage2.values() if m.get("speciesnet_version")), None)
+    whole_images = any(m.get("speciesnet_type") == "full_image" for m in stage2.values())
     detector: str = next((m["detector"] for m in stage1.values() if m.get("detector")), config.detector)
     classifier = next((m.get("classifier") for m in stage2.values() if m.get("classifier")), None)
 
@@ -244,6 +249,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
                     model_version=speciesnet_version,
                     country=config.country,
                     admin1_region=config.admin1_region,
+                    whole_images=whole_images,
                 )
                 if speciesnet_version
                 else contextlib.nullcontext()

@@ -17,6 +17,9 @@ from wildlife_common.errors import ConfigError
 CLASSIFY_FROM = 0.1
 """SpeciesNet classifies every detection at or above this (its DEFAULT_DETECTION_THRESHOLD_FOR_CLASSIFICATION)."""
 LABEL_PARTS = 7
+WHOLE_IMAGE = -1
+"""The ``detection`` of a stage-2 row that classifies a whole photo (a ``full_image`` folder): its answer
+belongs to every row of that photo."""
 
 
 def is_speciesnet_folder(uri: str) -> bool:
@@ -26,6 +29,14 @@ def is_speciesnet_folder(uri: str) -> bool:
     session must see a folder uploaded after an earlier answer.
     """
     return storage.exists(storage.join(uri, "info.json"))
+
+
+def is_whole_image_folder(uri: str) -> bool:
+    """Whether the SpeciesNet folder at ``uri`` classifies whole photos (``type: full_image``), not detections."""
+    try:
+        return storage.read_json(storage.join(uri, "info.json")).get("type") == "full_image"
+    except (OSError, ValueError, AttributeError):
+        return False  # not readable here: the GPU task says why when it loads the folder
 
 
 def with_folder_detector(raw: Any) -> Any:

@@ -36,8 +36,17 @@ def _round(value: float) -> float:
 class SpeciesNetWriter:
     """Writes a SpeciesNet predictions file to an open text stream; a context manager, like MegaDetectorWriter."""
 
-    def __init__(self, stream: IO[str], *, model_version: str, country: str | None, admin1_region: str | None) -> None:
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        model_version: str,
+        country: str | None,
+        admin1_region: str | None,
+        whole_images: bool = False,
+    ) -> None:
         self._stream = stream
+        self._whole_images = whole_images
         self._first = True
         self._model_version = model_version
         self._place = {key: value for key, value in (("country", country), ("admin1_region", admin1_region)) if value}
@@ -50,7 +59,14 @@ class SpeciesNetWriter:
             entry["failures"] = ["CLASSIFIER", "DETECTOR"]
         entry.update(self._place)
         if not failed:
-            entry["detections"] = [_detection(row) for row in rows if row["detection"] is not None]
+            detections = [row for row in rows if row["detection"] is not None]
+            if self._whole_images:
+                # SpeciesNet's whole-image pseudo-detection carries the photo's classification, first;
+                # the detector's detections follow, unclassified.
+                entry["detections"] = [_whole_image(rows[0])] if rows[0].get("species_label") else []
+                entry["detections"] += [_detection(row, classified=False) for row in detections]
+            else:
+                entry["detections"] = [_detection(row) for row in detections]
         entry["model_version"] = self._model_version
         self._stream.write(("\n" if self._first else ",\n") + json.dumps(entry, ensure_ascii=False))
         self._first = False
@@ -65,13 +81,26 @@ class SpeciesNetWriter:
         self.close()
 
 
-def _detection(row: dict[str, Any]) -> dict[str, Any]:
+def _whole_image(row: dict[str, Any]) -> dict[str, Any]:
+    """SpeciesNet's pseudo-detection for a whole-image classification (category "0")."""
+    pseudo: dict[str, Any] = {"category": "0", "label": "whole_image_classification", "conf": 1.0}
+    pseudo["bbox"] = [0.0, 0.0, 1.0, 1.0]
+    return {**pseudo, **_classifications(row)}
+
+
+def _detection(row: dict[str, Any], classified: bool = True) -> dict[str, Any]:
     detection: dict[str, Any] = {
         "category": CATEGORY_IDS[row["category"]],
         "label": LABELS[row["category"]],
         "conf": _round(row["conf"]),
         "bbox": written_bbox([row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]]),
     }
+    return {**detection, **_classifications(row)} if classified else detection
+
+
+def _classifications(row: dict[str, Any]) -> dict[str, Any]:
+    """``raw_classifications`` and ``processed_classification`` of a classified row, else nothing."""
+    detection: dict[str, Any] = {}
     if row.get("top5_labels") and row.get("species_label"):
         detection["raw_classifications"] = {
             "classes": list(row["top5_labels"][:RAW_CLASSES]),
