@@ -16,6 +16,7 @@ and the figure is the ratio of the medians: MegaDetector's seconds over ours.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -51,9 +52,9 @@ def measure(
     folder: Path, work: Path, *, image_size: int = IMAGE_SIZE, rounds: int = ROUNDS, weights: Path = WEIGHTS
 ) -> dict[str, Any]:
     """``megadetector_speedup`` and both sides' images per second."""
-    try:
-        import megadetector  # noqa: F401  (the reference is a dev requirement)
-    except ImportError:
+    # Looked up, not imported (the reference runs in its own process; parts of megadetector change
+    # Pillow settings process-wide when imported).
+    if importlib.util.find_spec("megadetector") is None:  # the reference is a dev requirement
         print("megadetector_speedup skipped: the megadetector package is not installed", flush=True)
         return {}
     images = len(list(folder.glob("*.jpg")))

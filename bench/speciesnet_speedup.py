@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -83,9 +84,9 @@ def _plan(photos: Path, folder: Path, work: Path, run_id: str, batch: int) -> tu
 
 def measure(photos: Path, work: Path, *, rounds: int = ROUNDS, batch: int = BATCH) -> dict[str, Any]:
     """``speciesnet_speedup`` and both sides' crops per second."""
-    try:
-        import speciesnet  # noqa: F401  (the reference is a dev requirement)
-    except ImportError:
+    # Looked up, not imported: importing speciesnet turns on Pillow's LOAD_TRUNCATED_IMAGES for the whole
+    # process, which our decoder (and the tests that run make bench in-process) must never run under.
+    if importlib.util.find_spec("speciesnet") is None:  # the reference is a dev requirement
         print("speciesnet_speedup skipped: the speciesnet package is not installed", flush=True)
         return {}
     from wildlife_gpu.classify import run_classify

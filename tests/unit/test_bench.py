@@ -66,6 +66,11 @@ def test_make_bench_runs_every_figure_and_merges_results(tmp_path: Path, capsys)
         assert isinstance(results[name], float) and results[name] >= 0, name
     assert results["shard_images"] == 2 and results["gpu_wait_fraction_device"] == "cpu"
     assert results["machine"]["nproc"] >= 1 and results["machine"]["cpu"]
+    # The references (speciesnet, megadetector) turn on LOAD_TRUNCATED_IMAGES when imported; the bench only
+    # looks them up, so this process, and our decoder in it, still refuse half-decoded images.
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path; make bench-gpu measures a GPU")
