@@ -93,10 +93,15 @@ class LiveView:
 
 def summary_lines(summary: dict[str, Any], run_id: str, seconds: float) -> list[str]:
     threshold = summary.get("typical_detection_threshold", 0.2)
+    # Every image in exactly one bucket, so the four add up to the total (summary.json has each).
+    below = summary.get(
+        "images_below_threshold", summary.get("images_with_detections", 0) - summary["images_above_threshold"]
+    )
     lines = [
         f"run {run_id}: {summary.get('status')} in {duration(seconds)}",
         f"  images      {summary['images']}: {summary['images_above_threshold']} with detections at or above "
-        f"{threshold}, {summary['empty_images']} empty, {summary['failed_images']} failed",
+        f"{threshold}, {below} with detections below it only, {summary['empty_images']} empty, "
+        f"{summary['failed_images']} failed",
     ]
     by_category = summary.get("detections_above_threshold") or {}
     lines.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def test_wildlife_run_on_the_samples_shows_progress_then_the_summary_and_the_thr
     out = captured.out.splitlines()
     assert out[0].startswith("run demo: succeeded in ")
     assert f"21: {summary['images_above_threshold']} with detections at or above 0.2" in out[1]
+    # Every image in one bucket: the screen's four counts are summary.json's, and they add up to the total.
+    buckets = ("images_above_threshold", "images_below_threshold", "empty_images", "failed_images")
+    assert sum(summary[key] for key in buckets) == summary["images"] == 21
+    shown = [int(n) for n in re.findall(r"(\d+) (?:with|empty|failed)", out[1])]
+    assert shown == [summary[key] for key in buckets], out[1]
     assert "animal" in out[2] and out[3].startswith("  top species ")
     assert out[-3:] == [f"  {final / name}" for name in ("detections.parquet", "megadetector.json", "summary.json")]
     assert all((final / name).is_file() for name in ("detections.parquet", "megadetector.json", "summary.json"))

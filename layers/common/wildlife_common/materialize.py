@@ -317,6 +317,8 @@ def materialize(run_uri: str) -> dict[str, Any]:
         "images": tally.images,
         "images_with_detections": tally.with_detections,
         "images_above_threshold": tally.images_above_threshold,
+        # Detections, all below the display threshold: with the three other buckets, every image once.
+        "images_below_threshold": tally.with_detections - tally.images_above_threshold,
         "empty_images": tally.empty,
         "failed_images": tally.failed,
         "image_failure_rate": round(tally.failed / tally.images, 6) if tally.images else 0.0,
@@ -412,9 +414,11 @@ def _message(config: RunConfig, tally: Tally, failed: list[dict[str, str]], coun
         if counts.get("skipped"):
             return f"nothing new under {config.input}: all {counts['skipped']} images were processed by earlier runs"
         return f"no images found under {config.input}"
+    below = tally.with_detections - tally.images_above_threshold
     text = (
-        f"{tally.images} images: {tally.images_above_threshold} with detections above "
-        f"{config.typical_detection_threshold}, {tally.failed} failed"
+        f"{tally.images} images: {tally.images_above_threshold} with detections at or above "
+        f"{config.typical_detection_threshold}, {below} with detections below it only, {tally.empty} empty, "
+        f"{tally.failed} failed"
     )
     if failed:
         text += f"; {len(failed)} shard(s) failed: " + ", ".join(f"{f['stage']}/{f['shard']}" for f in failed[:10])
