@@ -281,7 +281,7 @@ def test_every_map_is_distributed_with_a_float_failure_tolerance_and_a_catch(def
         assert state["ResultWriter"]["Resource"] == "${S3PutObject}"
         assert state["ResultWriter"]["Parameters"]["Bucket"] == "${PipelineBucketName}"
         assert state["ResultWriter"]["Parameters"]["Prefix"].startswith("map-results/")
-        assert "WriterConfig" not in state["ResultWriter"]  # moto's grammar rejects it (NOTES.md)
+        assert "WriterConfig" not in state["ResultWriter"]  # moto 5.2.5's grammar rejects it
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", state["Label"])
 
 

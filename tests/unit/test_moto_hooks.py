@@ -306,7 +306,7 @@ def test_a_distributed_map_of_batch_jobs_tolerates_failures_up_to_its_percentage
                         "Detect": submit_job_state(arns, shard=None, ResultSelector={"s.$": "$.Status"}, End=True)
                     },
                 },
-                # A float: moto's grammar rejects an integer here, as NOTES.md says.
+                # A float: moto 5.2.5's grammar rejects an integer here.
                 "ToleratedFailurePercentage": 50.0,
                 "End": True,
             }

@@ -2,7 +2,7 @@
 
 A run is a Step Functions execution of the stack's state machine. Its name is the run id unless
 the run config names another ``run_id`` (a resumed run: the execution name must be new, the run
-id stays). Its folder is ``<output>/runs/<run_id>/`` (ARCHITECTURE.md, Contracts), ``output``
+id stays). Its folder is ``<output>/runs/<run_id>/`` (wildlife_common.layout), ``output``
 being the pipeline bucket unless the config says otherwise.
 """
 

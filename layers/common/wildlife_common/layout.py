@@ -1,4 +1,4 @@
-"""Where every file of a run lives: the contract between the steps (ARCHITECTURE.md, Contracts).
+"""Where every file of a run lives: the contract between the steps (README, Reading the results).
 
 Keys are deterministic, so a step that is re-run (a retried Lambda, a Batch job after a Spot
 interruption, a resumed run) overwrites the same files instead of adding new ones.

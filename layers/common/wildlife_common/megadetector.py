@@ -1,10 +1,11 @@
 """MegaDetector batch output format 1.6, the file Timelapse and the MegaDetector tools read.
 
-Facts of the format (ARCHITECTURE.md): ``detection_categories`` are ``{"1": "animal", "2": "person",
-"3": "vehicle"}``; every image has ``file`` (relative path) and ``detections`` (``[]`` when nothing
-was found, ``null`` with a ``failure`` string when the image failed); a detection has ``category``
-(string id), ``conf`` and ``bbox`` ``[x_min, y_min, width, height]`` normalized from the top left,
-and optionally ``classifications`` ``[[class_id, conf], ...]`` sorted by confidence.
+Facts of the format (as MegaDetector's own validate_batch_results checks them):
+``detection_categories`` are ``{"1": "animal", "2": "person", "3": "vehicle"}``; every image has
+``file`` (relative path) and ``detections`` (``[]`` when nothing was found, ``null`` with a
+``failure`` string when the image failed); a detection has ``category`` (string id), ``conf`` and
+``bbox`` ``[x_min, y_min, width, height]`` normalized from the top left, and optionally
+``classifications`` ``[[class_id, conf], ...]`` sorted by confidence.
 
 The writer streams: it writes the header, then one image at a time, so a run of millions of
 images never holds the whole document in memory.
