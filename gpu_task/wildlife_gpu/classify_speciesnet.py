@@ -67,6 +67,18 @@ def load_speciesnet(uri: str) -> SpeciesNetClassifier:
     return SpeciesNetClassifier(SpeciesNetFolder.open(uri))
 
 
+@functools.cache
+def load_ensemble(uri: str, country: str | None, admin1_region: str | None) -> Ensemble:
+    """The folder's ensemble for one place, built once per process (a release's geofence is megabytes of JSON)."""
+    folder = load_speciesnet(uri).folder
+    return Ensemble.from_files(
+        folder.taxonomy.path.read_text(encoding="utf-8"),
+        folder.geofence.path.read_text(encoding="utf-8"),
+        country=country,
+        admin1_region=admin1_region,
+    )
+
+
 def _photos(job: ShardJob, whole_images: bool) -> list[Photo]:
     """What to classify in the covered detection shards, by photo: the detections at or above SpeciesNet's
     threshold, or for a full_image folder each photo read, paired with its most confident detection (or
@@ -113,12 +125,7 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
     assert config.classifier is not None
     classifier = load_speciesnet(config.classifier)
     folder = classifier.folder
-    ensemble = Ensemble.from_files(
-        folder.taxonomy.path.read_text(encoding="utf-8"),
-        folder.geofence.path.read_text(encoding="utf-8"),
-        country=config.country,
-        admin1_region=config.admin1_region,
-    )
+    ensemble = load_ensemble(config.classifier, config.country, config.admin1_region)
     # Every label the table can hold: the classifier's and the taxa the ensemble rolls up to.
     labels = list(dict.fromkeys([*folder.label_list, *ensemble.taxonomy.values(), UNKNOWN]))
     storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)

@@ -24,11 +24,12 @@ scores are its scores.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from wildlife_common import speciesnet
+from wildlife_common.errors import ConfigError
 from wildlife_common.speciesnet import LABEL_PARTS, common_name, is_speciesnet_folder
 
 from wildlife_gpu.models import ModelError, ModelFile, fetch
@@ -55,9 +56,10 @@ class SpeciesNetFolder:
         uri: the folder as the run names it.
         version: the release, written as ``model_version`` in SpeciesNet's output.
         type: ``always_crop`` or ``full_image``.
-        classifier, labels, detector, taxonomy, geofence: local copies (``detector`` may be None when
-            the run names its own detector and the folder's was not needed).
+        classifier, labels, taxonomy, geofence: local copies.
         label_list: the classifier's labels in logit order.
+        detector_uri: where the detector the folder names is; None when it names it by a web URL
+            (then the run must name its own).
     """
 
     uri: str
@@ -68,7 +70,7 @@ class SpeciesNetFolder:
     taxonomy: ModelFile
     geofence: ModelFile
     label_list: tuple[str, ...]
-    detector_uri: str
+    detector_uri: str | None
 
     @classmethod
     def open(cls, uri: str) -> SpeciesNetFolder:
@@ -80,15 +82,10 @@ class SpeciesNetFolder:
         """
         from wildlife_common import storage
 
-        info_uri = storage.join(uri, "info.json")
         try:
-            info = json.loads(storage.read_bytes(info_uri))
-        except FileNotFoundError as error:
-            raise ModelError(f"SpeciesNet folder {uri} has no info.json") from error
-        except ValueError as error:
-            raise ModelError(f"SpeciesNet folder {uri}: info.json is not JSON ({error})") from error
-        if not isinstance(info, dict):
-            raise ModelError(f"SpeciesNet folder {uri}: info.json is not a JSON object")
+            info = speciesnet.folder_info(uri)
+        except ConfigError as error:
+            raise ModelError(str(error)) from error
         missing = [key for key in INFO_KEYS if not isinstance(info.get(key), str) or not info[key]]
         if missing:
             raise ModelError(
@@ -112,7 +109,10 @@ class SpeciesNetFolder:
                 )
         if not label_list:
             raise ModelError(f"SpeciesNet folder {uri}: {info['classifier_labels']} holds no labels")
-        detector = info["detector"]
+        try:
+            detector: str | None = speciesnet.folder_detector(uri, info)
+        except ConfigError:
+            detector = None  # named by URL: only a run that names its own detector can use this folder
         return cls(
             uri=uri,
             version=info["version"],
@@ -122,7 +122,7 @@ class SpeciesNetFolder:
             taxonomy=part("taxonomy"),
             geofence=part("geofence"),
             label_list=label_list,
-            detector_uri=detector if detector.startswith(("http://", "https://")) else storage.join(uri, detector),
+            detector_uri=detector,
         )
 
 

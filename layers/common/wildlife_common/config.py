@@ -33,8 +33,8 @@ class RunConfig:
     input: str
     """Where the images are: ``s3://bucket/prefix/`` or a local folder."""
     detector: str
-    """Detector weights (``.pt``): an ultralytics checkpoint (MegaDetector v1000, YOLOv8-11) or a YOLOv5
-    repository checkpoint (MegaDetector v5a/v5b); a local path or an ``s3://`` URI."""
+    """Detector weights (``.pt``): an ultralytics checkpoint (MegaDetector v1000 larch/sorrel, YOLOv8-11) or a
+    YOLOv5 repository checkpoint (MegaDetector v5a/v5b, v1000 redwood/spruce); a local path or an ``s3://`` URI."""
     run_id: str | None = None
     """Name of the run; defaults to the Step Functions execution name. Same id = resume."""
     output: str | None = None

@@ -31,11 +31,49 @@ def is_speciesnet_folder(uri: str) -> bool:
     return storage.exists(storage.join(uri, "info.json"))
 
 
+DETECTION_LABELS = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
+"""Our detection categories in SpeciesNet's words (its rules and files say "human", never "person")."""
+
+
+def folder_info(uri: str) -> dict[str, Any]:
+    """The folder's ``info.json``, read once for every caller (the planner, the CLI, the GPU task).
+
+    Raises:
+        ConfigError: no info.json, or not a JSON object; one line naming the folder.
+    """
+    try:
+        info = storage.read_json(storage.join(uri, "info.json"))
+    except FileNotFoundError as error:
+        raise ConfigError(f"SpeciesNet folder {uri} has no info.json") from error
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"SpeciesNet folder {uri}: info.json cannot be read ({error})") from error
+    if not isinstance(info, dict):
+        raise ConfigError(f"SpeciesNet folder {uri}: info.json is not a JSON object")
+    return info
+
+
+def folder_detector(uri: str, info: dict[str, Any]) -> str:
+    """Where the detector the folder names is: beside info.json, or its own ``s3://`` URI.
+
+    Raises:
+        ConfigError: none is named, or it is named by a web URL (nothing is downloaded here).
+    """
+    detector = info.get("detector")
+    if not isinstance(detector, str) or not detector:
+        raise ConfigError(f"SpeciesNet folder {uri}: info.json names no detector; give the run's detector")
+    if "://" in detector and not detector.startswith("s3://"):
+        raise ConfigError(
+            f"SpeciesNet folder {uri} names its detector by URL ({detector}); nothing is downloaded here: "
+            "put the file beside it or give the run's detector"
+        )
+    return detector if storage.is_s3(detector) else storage.join(uri, detector)
+
+
 def is_whole_image_folder(uri: str) -> bool:
     """Whether the SpeciesNet folder at ``uri`` classifies whole photos (``type: full_image``), not detections."""
     try:
-        return storage.read_json(storage.join(uri, "info.json")).get("type") == "full_image"
-    except (OSError, ValueError, AttributeError):
+        return folder_info(uri).get("type") == "full_image"
+    except ConfigError:
         return False  # not readable here: the GPU task says why when it loads the folder
 
 
@@ -54,18 +92,7 @@ def with_folder_detector(raw: Any) -> Any:
     folder = raw["classifier"]
     if not is_speciesnet_folder(folder):
         return raw
-    try:
-        detector = storage.read_json(storage.join(folder, "info.json")).get("detector")
-    except (OSError, ValueError, AttributeError) as error:
-        raise ConfigError(f"SpeciesNet folder {folder}: info.json cannot be read ({error})") from error
-    if not isinstance(detector, str) or not detector:
-        raise ConfigError(f"SpeciesNet folder {folder}: info.json names no detector; give the run's detector")
-    if "://" in detector and not detector.startswith("s3://"):
-        raise ConfigError(
-            f"SpeciesNet folder {folder} names its detector by URL ({detector}); nothing is downloaded here: "
-            "put the file beside it or give the run's detector"
-        )
-    return {**raw, "detector": detector if storage.is_s3(detector) else storage.join(folder, detector)}
+    return {**raw, "detector": folder_detector(folder, folder_info(folder))}
 
 
 def is_label(label: str) -> bool:

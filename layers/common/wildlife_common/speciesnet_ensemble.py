@@ -28,6 +28,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from wildlife_common.speciesnet import DETECTION_LABELS
+
 BLANK = "f1856211-cfb7-4a5b-9158-c0f72fd09ee6;;;;;;blank"
 ANIMAL = "1f689929-883d-4dae-958c-3d57ab5b6c16;;;;;;animal"
 HUMAN = "990ae9dd-7a59-4344-afcb-1b7b21368000;mammalia;primates;hominidae;homo;sapiens;human"
@@ -37,8 +39,6 @@ UNKNOWN = (
 )
 """SpeciesNet's special labels, with the meanings its rules give them."""
 
-DETECTION_LABELS = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
-"""Our detection categories in SpeciesNet's words (its rules match "human", never "person")."""
 LEVELS = ("species", "genus", "family", "order", "class", "kingdom")
 """Taxonomy levels, finest first; a level keeps that many of the five taxon parts (kingdom: none)."""
 _KEPT_PARTS = {"species": 5, "genus": 4, "family": 3, "order": 2, "class": 1, "kingdom": 0}

@@ -18,11 +18,10 @@ import json
 from typing import IO, Any
 
 from wildlife_common.megadetector import CATEGORY_IDS, written_bbox
+from wildlife_common.speciesnet import DETECTION_LABELS
 
 FORMAT_VERSION = "20261015"
 """SpeciesNet 5.0's predictions format (its constants.FORMAT_VERSION)."""
-LABELS = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
-"""Our categories in SpeciesNet's words."""
 RAW_CLASSES = 2
 """Classes of the classifier's own answer kept per detection: SpeciesNet's default (its ensemble used 5)."""
 DECIMALS = 4
@@ -91,7 +90,7 @@ def _whole_image(row: dict[str, Any]) -> dict[str, Any]:
 def _detection(row: dict[str, Any], classified: bool = True) -> dict[str, Any]:
     detection: dict[str, Any] = {
         "category": CATEGORY_IDS[row["category"]],
-        "label": LABELS[row["category"]],
+        "label": DETECTION_LABELS[row["category"]],
         "conf": _round(row["conf"]),
         "bbox": written_bbox([row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]]),
     }
