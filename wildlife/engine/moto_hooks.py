@@ -42,6 +42,9 @@ The five patches, all applied by ``LocalAws`` on entry and undone on exit:
    iterations submitting and polling at once (``batch_concurrency`` > 1) an iteration can fail with
    ``States.Runtime 'dictionary changed size during iteration'``, which AWS never raises. We
    serialize those three methods with one lock (each is quick: jobs run on the runner's threads).
+   ``BatchSimpleBackend`` runs only ``submit_job`` itself and forwards every other call to the plain
+   ``BatchBackend`` (its ``__getattribute__``), so the lock goes on ``BatchSimpleBackend.submit_job``
+   and on ``BatchBackend.describe_jobs`` / ``list_jobs``.
 
 A Fail state may not raise an error named ``States.*`` (the spec reserves the prefix; moto's
 ``CustomErrorName`` enforces it): RecordFailure renames such errors (``failures.run_error_name``).
@@ -588,7 +591,12 @@ _ORIGINAL_MAP_RUN = DistributedIterationComponent.__dict__["_map_run"]
 # --------------------------------------------------------------------------------------------
 
 _BATCH_JOBS_LOCK = threading.RLock()
-_BATCH_SERIALIZED = ("submit_job", "describe_jobs", "list_jobs")
+# (class, method): submit_job is BatchSimpleBackend's own; the readers are forwarded to BatchBackend.
+_BATCH_SERIALIZED: tuple[tuple[type, str], ...] = (
+    (BatchSimpleBackend, "submit_job"),
+    (BatchBackend, "describe_jobs"),
+    (BatchBackend, "list_jobs"),
+)
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -786,9 +794,12 @@ def check_moto_internals() -> None:
         problems.append("DistributedIterationComponent._map_run now reads the tolerance: re-check patch 4")
     if not hasattr(StatesErrorNameType, "StatesExceedToleratedFailureThreshold"):
         problems.append("StatesErrorNameType.StatesExceedToleratedFailureThreshold is missing")
-    for name in _BATCH_SERIALIZED:
-        if not callable(getattr(BatchSimpleBackend, name, None)):
-            problems.append(f"moto.batch_simple.models.BatchSimpleBackend.{name} is missing: re-check patch 5")
+    for owner, name in _BATCH_SERIALIZED:
+        if name not in owner.__dict__:
+            problems.append(f"{owner.__module__}.{owner.__name__}.{name} is missing: re-check patch 5")
+    forwarded = inspect.getsource(BatchSimpleBackend.__getattribute__)
+    if any(f'"{name}"' in forwarded for owner, name in _BATCH_SERIALIZED if owner is BatchBackend):
+        problems.append("BatchSimpleBackend now runs describe_jobs or list_jobs itself: re-check where patch 5 locks")
     if "self._jobs.items()" not in inspect.getsource(BatchSimpleBackend.describe_jobs):
         problems.append("BatchBackend.describe_jobs no longer iterates self._jobs: re-check whether patch 5 is needed")
     if problems:
@@ -884,10 +895,7 @@ class LocalAws:
             _Patch(LambdaSimpleBackend, "invoke", _lambda_invoke),
             _Patch(BatchSimpleBackend, "_mark_job_as_finished", _mark_job_as_finished),
             _Patch(DistributedIterationComponent, "_map_run", _map_run_with_tolerance),
-            *(
-                _Patch(BatchSimpleBackend, name, _serialized(getattr(BatchSimpleBackend, name)))
-                for name in _BATCH_SERIALIZED
-            ),
+            *(_Patch(owner, name, _serialized(owner.__dict__[name])) for owner, name in _BATCH_SERIALIZED),
         ]
         self._mock: Any = None
         self._role_arn: str | None = None
