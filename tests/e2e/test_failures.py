@@ -18,7 +18,7 @@ from wildlife_common.layout import RunLayout
 
 from tests.e2e.conftest import SAMPLES, demo_config, final
 from wildlife.engine.local import LocalEngine
-from wildlife.engine.moto_hooks import BatchJob, BatchResult
+from wildlife.engine.moto import BatchJob, BatchResult
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from wildlife_common.failures import run_error_name
 
-from wildlife.engine.moto_hooks import LocalAws, s3_passthrough_urls
+from wildlife.engine.moto import LocalAws, s3_passthrough_urls
 
 
 def test_a_fail_state_passes_on_a_caught_error_under_its_run_error_name() -> None:

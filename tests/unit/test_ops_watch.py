@@ -17,7 +17,8 @@ import pytest
 
 from tests.ops_support import REGION, STACK, create_stack
 from wildlife.cli import main
-from wildlife.engine.moto_hooks import BatchJob, BatchResult, LocalAws
+from wildlife.engine.moto import BatchJob, BatchResult, LocalAws
+from wildlife.engine.template import job_definition_arguments
 from wildlife.ops import stack as outputs
 from wildlife.ops.aws import Aws
 from wildlife.ops.follow import Follower, batch_job_in, follow
@@ -148,7 +149,10 @@ class Runner:
 def local(monkeypatch):
     """LocalAws with the stack's Outputs, a pipeline bucket holding the shard list, and the log group."""
     with LocalAws() as aws:
-        arns = aws.register_batch(job_queues=["JobQueue"], job_definitions={f"{STACK}-detect": DETECT})
+        arns = aws.register_batch(
+            job_queues=["JobQueue"],
+            job_definitions={f"{STACK}-detect": job_definition_arguments(f"{STACK}-detect", DETECT)},
+        )
         s3 = aws.client("s3")
         s3.create_bucket(Bucket="pipeline")
         s3.put_object(

@@ -1,6 +1,6 @@
 """The local engine: the pipeline's real state machine run in moto, with Lambdas and Batch jobs run in-process.
 
 ``local`` builds and runs it (``LocalEngine``); ``template`` reads what to run from template.yaml;
-``moto_hooks`` is the one module that touches moto's internals (see its docstring for what it patches
+``moto`` is the one package that touches moto's internals (see its docstring for what it patches
 and why); ``watch`` reads an execution's progress; ``capture`` gives jobs and functions their log files.
 """

@@ -4,7 +4,7 @@
 functions (their handlers in ``functions/``, called in-process with a Lambda context), the Batch job
 queue and job definitions (their real command, parameters and RetryStrategy), and the state machine
 (``statemachine/pipeline.asl.json`` with its DefinitionSubstitutions resolved against the local
-stand-ins' ARNs). moto's Step Functions interpreter runs it (see ``moto_hooks`` for what is patched
+stand-ins' ARNs). moto's Step Functions interpreter runs it (see ``wildlife.engine.moto`` for what is patched
 and why), and each Batch job attempt runs the GPU task's command in this process, so the models
 that ``wildlife_gpu`` caches stay loaded from one shard to the next.
 
@@ -45,7 +45,7 @@ from wildlife_common import storage
 from wildlife_common.layout import RunLayout
 
 from wildlife.engine import capture
-from wildlife.engine.moto_hooks import (
+from wildlife.engine.moto import (
     DEFAULT_REGION,
     BatchJob,
     BatchResult,
@@ -53,7 +53,13 @@ from wildlife.engine.moto_hooks import (
     LocalLambdaContext,
     shorten_waits,
 )
-from wildlife.engine.template import PSEUDO, FunctionSpec, PipelineTemplate, resolve_properties
+from wildlife.engine.template import (
+    PSEUDO,
+    FunctionSpec,
+    PipelineTemplate,
+    job_definition_arguments,
+    resolve_properties,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -119,7 +125,7 @@ class LocalEngine:
         template: the SAM template to run (the repository's by default).
         batch_concurrency: Batch job attempts run at once. 1 by default: one GPU runs one job well
             and two badly, and on a CPU the jobs' own threads already use every core.
-        short_waits: cap every Retry wait at 1 s (``moto_hooks.shorten_waits``); for tests only.
+        short_waits: cap every Retry wait at 1 s (``wildlife.engine.moto.shorten_waits``); for tests only.
         log_dir: where job and function logs go; a temporary folder when None.
         region: the region of the local account.
         real_s3_buckets: buckets read from the real S3 (the input or models of a local run), with
@@ -190,10 +196,12 @@ class LocalEngine:
             name: self.aws.register_lambda(name, self._handler(spec)) for name, spec in self.template.functions.items()
         }
         job_definitions = {
-            name: resolve_properties(props, self._stand_ins()) for name, props in self.template.job_definitions.items()
+            name: job_definition_arguments(name, resolve_properties(props, self._stand_ins()))
+            for name, props in self.template.job_definitions.items()
         }
         arns.update(self.aws.register_batch(job_queues=self.template.job_queues, job_definitions=job_definitions))
-        # The Maps' ResultWriter writes into the pipeline bucket; locally that is the mirror bucket.
+        # The Maps' ResultWriter writes to the fixed pipeline bucket (why it is fixed: wildlife.engine.moto);
+        # locally that is the mirror bucket.
         definition = self.template.render({**arns, "PipelineBucket": MIRROR_BUCKET})
         if self.short_waits:
             definition = shorten_waits(definition)
@@ -208,8 +216,8 @@ class LocalEngine:
             {
                 "PipelineBucket": MIRROR_BUCKET,
                 "EcrRepository": "local/wildlife-gpu",
-                "BatchJobRole": self.aws._role(),
-                "BatchExecutionRole": self.aws._role(),
+                "BatchJobRole": self.aws.role_arn(),
+                "BatchExecutionRole": self.aws.role_arn(),
                 "BatchLogGroup": f"/aws/batch/{PSEUDO['AWS::StackName']}",
             }
         )

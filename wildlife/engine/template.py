@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samtranslator.yaml_helper import yaml_parse
+from botocore.model import ListShape, MapShape, Shape, StructureShape
+
+from wildlife.engine.aws_model import operation_model
 
 # Pseudo parameters as a local "account" answers them. The account id is moto's documented
 # default: it never names a real account.
@@ -54,6 +56,10 @@ class PipelineTemplate:
     @classmethod
     def load(cls, path: Path) -> PipelineTemplate:
         """Read the template and the ASL file it names."""
+        # The SAM translator's YAML reader knows CloudFormation's short forms (!Ref, !Sub); it is
+        # imported here, not at the top, so that commands that never read the template stay light.
+        from samtranslator.yaml_helper import yaml_parse
+
         document = yaml_parse(path.read_text())
         resources = document.get("Resources", {})
         machines = [r for r in resources.values() if r.get("Type") == "AWS::Serverless::StateMachine"]
@@ -84,38 +90,11 @@ class PipelineTemplate:
         Args:
             arns: logical id → ARN of the local stand-in of that resource.
         """
-        values = {key: resolve(value, arns) for key, value in self.substitutions.items()}
+        values = {key: str(resolve_properties(value, arns)) for key, value in self.substitutions.items()}
         missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", self.definition)) - set(values))
         if missing:
             raise TemplateError(f"the state machine uses ${{{missing[0]}}} but DefinitionSubstitutions has no such key")
         return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: values[m.group(1)], self.definition)
-
-
-def resolve(value: Any, arns: dict[str, str]) -> str:
-    """Resolve the intrinsic functions a DefinitionSubstitutions value uses: Ref, GetAtt and Sub."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and len(value) == 1:
-        ((kind, arg),) = value.items()
-        if kind == "Ref":
-            return PSEUDO.get(arg) or _arn(arg, arns)
-        if kind == "Fn::GetAtt":
-            logical_id = arg[0] if isinstance(arg, list) else arg.split(".")[0]
-            return _arn(logical_id, arns)
-        if kind == "Fn::Sub" and isinstance(arg, str):
-
-            def name(match: re.Match[str]) -> str:
-                key = match.group(1)
-                return PSEUDO.get(key) or _arn(key.split(".")[0], arns)
-
-            return re.sub(r"\$\{([A-Za-z0-9_:.]+)\}", name, arg)
-    raise TemplateError(f"the local engine cannot resolve {value!r} in DefinitionSubstitutions")
-
-
-def _arn(logical_id: str, arns: dict[str, str]) -> str:
-    if logical_id not in arns:
-        raise TemplateError(f"no local stand-in for {logical_id}")
-    return arns[logical_id]
 
 
 def resolve_properties(value: Any, names: dict[str, Any]) -> Any:
@@ -130,6 +109,8 @@ def resolve_properties(value: Any, names: dict[str, Any]) -> Any:
     """
 
     def lookup(name: str) -> Any:
+        # A GetAtt (``Logical.Attribute``) gets the value of its resource: locally every attribute
+        # the template reads of a resource (Arn, Name) is the one stand-in value.
         if name in PSEUDO:
             return PSEUDO[name]
         if name in names:
@@ -155,3 +136,75 @@ def resolve_properties(value: Any, names: dict[str, Any]) -> Any:
         if kind.startswith("Fn::") or kind == "Condition":
             raise TemplateError(f"the local engine cannot resolve {kind} in {value!r}")
     return {key: resolve_properties(item, names) for key, item in value.items()}
+
+
+# AWS Batch limits: RetryStrategy.attempts is 1 to 10, with at most 5 evaluateOnExit rules.
+_MAX_ATTEMPTS = 10
+_MAX_EXIT_RULES = 5
+
+
+def job_definition_arguments(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """RegisterJobDefinition's arguments from an ``AWS::Batch::JobDefinition``'s resolved Properties.
+
+    CloudFormation's PascalCase keys become the API's member names (by botocore's model; maps such as
+    ``Parameters`` keep their keys), and the RetryStrategy is checked as AWS Batch checks it (1-10
+    attempts, at most 5 rules, RETRY or EXIT, ``*`` only at the end of a pattern), so that a
+    template mistake shows up locally, not at deploy time.
+
+    Args:
+        name: the job definition's name when the Properties have no ``JobDefinitionName``.
+        properties: the resource's Properties, every intrinsic function already resolved.
+
+    Raises:
+        TemplateError: a key Batch does not know, an unresolved intrinsic, or a RetryStrategy AWS rejects.
+    """
+    shape = operation_model("batch", "register_job_definition").input_shape
+    assert shape is not None  # botocore's RegisterJobDefinition always has an input
+    arguments: dict[str, Any] = _to_api(dict(properties), shape, name)
+    arguments.setdefault("jobDefinitionName", name)
+    arguments.setdefault("type", "container")
+    _check_retry_strategy(arguments.get("retryStrategy", {}), name)
+    return arguments
+
+
+def _to_api(value: Any, shape: Shape, where: str) -> Any:
+    """CloudFormation's keys onto an API shape's member names, recursively; string numbers become numbers."""
+    if (
+        isinstance(value, dict)
+        and len(value) == 1
+        and (next(iter(value)) == "Ref" or next(iter(value)).startswith("Fn::"))
+    ):
+        raise TemplateError(f"{where}: unresolved CloudFormation intrinsic {value!r}; resolve it before registering")
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        members = {member.lower(): member for member in shape.members}
+        converted = {}
+        for key, item in value.items():
+            if key.lower() not in members:
+                raise TemplateError(f"{where}.{key}: not a field of Batch's {shape.name}")
+            member = members[key.lower()]
+            converted[member] = _to_api(item, shape.members[member], f"{where}.{key}")
+        return converted
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [_to_api(item, shape.member, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {key: _to_api(item, shape.value, f"{where}.{key}") for key, item in value.items()}
+    if shape.type_name in ("integer", "long") and isinstance(value, str):
+        return int(value)
+    if shape.type_name == "boolean" and isinstance(value, str):
+        return value.lower() == "true"
+    return value
+
+
+def _check_retry_strategy(strategy: dict[str, Any], where: str) -> None:
+    attempts = strategy.get("attempts", 1)
+    if not 1 <= attempts <= _MAX_ATTEMPTS:
+        raise TemplateError(f"{where}: RetryStrategy.Attempts must be 1 to {_MAX_ATTEMPTS}, got {attempts}")
+    rules = strategy.get("evaluateOnExit", [])
+    if len(rules) > _MAX_EXIT_RULES:
+        raise TemplateError(f"{where}: at most {_MAX_EXIT_RULES} EvaluateOnExit rules, got {len(rules)}")
+    for rule in rules:
+        if str(rule.get("action", "")).upper() not in ("RETRY", "EXIT"):
+            raise TemplateError(f"{where}: EvaluateOnExit Action must be RETRY or EXIT, got {rule.get('action')!r}")
+        for key in ("onStatusReason", "onReason", "onExitCode"):
+            if "*" in rule.get(key, "")[:-1]:
+                raise TemplateError(f"{where}: EvaluateOnExit {key} {rule[key]!r} may only end with '*'")

@@ -1,4 +1,4 @@
-"""The moto hooks of the local engine: each ASL feature the pipeline relies on, in a tiny state machine.
+"""The moto patches of the local engine: each ASL feature the pipeline relies on, in a tiny state machine.
 
 Every test builds its own definition (never the pipeline's) and runs it in moto's interpreter
 through ``LocalAws``. Executions run on a moto thread; ``LocalAws.wait_for_execution`` polls them.
@@ -24,7 +24,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceBatch,
 )
 
-from wildlife.engine.moto_hooks import (
+from wildlife.engine.moto import (
     BatchJob,
     BatchResult,
     LocalAws,
@@ -35,6 +35,7 @@ from wildlife.engine.moto_hooks import (
     retry_action,
     shorten_waits,
 )
+from wildlife.engine.template import TemplateError, job_definition_arguments
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
@@ -79,6 +80,10 @@ def lambda_state(function: str, **extra: Any) -> dict[str, Any]:
 
 def job_definition(attempts: int = 1, rules: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """A job definition written as CloudFormation Properties, as template.yaml has them."""
+    return job_definition_arguments("Detect", job_properties(attempts, rules))
+
+
+def job_properties(attempts: int = 1, rules: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {
         "Type": "container",
         "Parameters": {"run_uri": "", "shard": ""},
@@ -494,15 +499,15 @@ def test_shorten_waits_caps_retries_and_waits_in_nested_states_and_keeps_the_res
     assert json.loads(shorten_waits(json.dumps(definition))) == short
 
 
-def test_register_job_definition_rejects_what_aws_batch_rejects(aws: LocalAws) -> None:
-    with pytest.raises(ValueError, match="Attempts must be 1 to 10"):
-        aws.register_job_definition("Detect", job_definition(attempts=11))
-    with pytest.raises(ValueError, match="may only end with"):
-        aws.register_job_definition("Detect", job_definition(rules=[{"OnReason": "*Spot*", "Action": "RETRY"}]))
-    unresolved = job_definition()
+def test_job_definition_arguments_reject_what_aws_batch_rejects() -> None:
+    with pytest.raises(TemplateError, match="Attempts must be 1 to 10"):
+        job_definition(attempts=11)
+    with pytest.raises(TemplateError, match="may only end with"):
+        job_definition(rules=[{"OnReason": "*Spot*", "Action": "RETRY"}])
+    unresolved = job_properties()
     unresolved["ContainerProperties"]["JobRoleArn"] = {"Fn::GetAtt": ["BatchJobRole", "Arn"]}
-    with pytest.raises(ValueError, match="unresolved CloudFormation intrinsic"):
-        aws.register_job_definition("Detect", unresolved)
+    with pytest.raises(TemplateError, match="unresolved CloudFormation intrinsic"):
+        job_definition_arguments("Detect", unresolved)
 
 
 def test_check_moto_internals_passes_on_the_pinned_moto() -> None:
