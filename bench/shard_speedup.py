@@ -135,7 +135,7 @@ def measure(
     crops: bool = True,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """``shard_speedup`` and the figures beside it; also our detection-only commit markers."""
-    from wildlife_common.planning import load_run
+    from wildlife_common.run_folder import load_run
     from wildlife_gpu.detector import device_name
 
     from bench.photos import shard_folder

@@ -1,12 +1,12 @@
 """Lambda Materialize: merges the committed shards into the final table, JSON and summary."""
 
 import os
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from wildlife_common.materialize import materialize
+from wildlife_common.records import MaterializeResult, RunEvent
 
 logger = Logger()
 tracer = Tracer()
@@ -16,7 +16,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Wild
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: RunEvent, context: LambdaContext) -> MaterializeResult:
     """Event: ``{"run": <PlanDetection's result>}``. Emits Images, FailedImages and ImageFailureRate (EMF)."""
     result = materialize(event["run"]["run_uri"])
     images = result["images"]

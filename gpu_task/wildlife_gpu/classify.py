@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import torch
 from wildlife_common import speciesnet, storage
 from wildlife_common.config import RunConfig
+from wildlife_common.records import ClassificationManifest, ClassificationStats, ShardDone, Stage
 from wildlife_common.schema import CLASSIFICATION_SCHEMA
 
 from wildlife_gpu import metrics
@@ -97,12 +98,12 @@ class CropItem:
     failure: str | None = None
 
 
-def _crops(job: ShardJob) -> list[CropItem]:
+def _crops(job: ShardJob[ClassificationManifest]) -> list[CropItem]:
     items = []
     for shard in job.manifest["stage1_shards"]:
         try:
             table = pq.read_table(
-                io.BytesIO(storage.read_bytes(job.layout.results("stage1", shard))),
+                io.BytesIO(storage.read_bytes(job.layout.results(Stage.DETECTION, shard))),
                 columns=["image", "detection", "crop_uri"],
             )
         except FileNotFoundError as error:
@@ -149,9 +150,9 @@ def load_classifier(config: RunConfig) -> tuple[list[str], ModelFile, Classifier
     return labels, weights, classifier
 
 
-def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
-    """Classify one stage-2 shard and commit it; returns the commit marker."""
-    job = ShardJob.open(run_uri, "stage2", shard)
+def run_classify(run_uri: str, shard: str) -> ShardDone:
+    """Classify one stage-2 shard and commit it; returns the commit marker (``records.ClassificationDone``)."""
+    job: ShardJob[ClassificationManifest] = ShardJob.open(run_uri, Stage.CLASSIFICATION, shard)
     if (marker := job.committed()) is not None:
         log_line("already committed", shard=shard)
         return marker
@@ -164,7 +165,7 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
         return run_speciesnet_shard(job)
     labels, weights, classifier = load_classifier(config)
     assert isinstance(classifier, Classifier)
-    storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
+    storage.write_json(job.layout.labels_json, labels)
     items = _crops(job)
     log_line("classify shard", shard=shard, crops=len(items), device=classifier.device)
 
@@ -203,15 +204,18 @@ def run_classify(run_uri: str, shard: str) -> dict[str, Any]:
 
 
 def commit_shard(
-    job: ShardJob,
+    job: ShardJob[ClassificationManifest],
     rows: list[dict[str, Any]],
     crops: int,
     clock: WaitClock,
     device: str,
     classifier_id: str,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Emit the shard's metrics and commit its rows; returns the commit marker (both classifier kinds)."""
+    speciesnet_folder: tuple[str, str] | None = None,
+) -> ShardDone:
+    """Emit the shard's metrics and commit its rows; returns the commit marker (both classifier kinds).
+
+    ``speciesnet_folder``: the version and type of a SpeciesNet folder, for speciesnet.json.
+    """
     table = pa.Table.from_pylist(rows, schema=CLASSIFICATION_SCHEMA)
     rate = crops / clock.elapsed if clock.elapsed else 0.0
     metrics.emit(
@@ -224,16 +228,15 @@ def commit_shard(
             "ShardSeconds": clock.elapsed,
         },
     )
-    return job.commit(
-        table,
-        {
-            "stage1_shards": job.manifest["stage1_shards"],
-            "crops": crops,
-            "failed_crops": sum(1 for r in rows if r.get("failure")),
-            "crops_per_second": round(rate, 3),
-            "input_wait_fraction": round(clock.wait_fraction, 4),
-            "device": device,
-            "classifier": classifier_id,
-            **extra,
-        },
-    )
+    stats: ClassificationStats = {
+        "stage1_shards": job.manifest["stage1_shards"],
+        "crops": crops,
+        "failed_crops": sum(1 for r in rows if r.get("failure")),
+        "crops_per_second": round(rate, 3),
+        "input_wait_fraction": round(clock.wait_fraction, 4),
+        "device": device,
+        "classifier": classifier_id,
+    }
+    if speciesnet_folder is not None:
+        stats["speciesnet_version"], stats["speciesnet_type"] = speciesnet_folder
+    return job.commit(table, stats)

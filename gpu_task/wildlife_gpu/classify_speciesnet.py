@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from wildlife_common import speciesnet, storage
 from wildlife_common.megadetector import written_bbox
+from wildlife_common.records import ClassificationManifest, ShardDone, Stage
 from wildlife_common.speciesnet import WHOLE_IMAGE
 from wildlife_common.speciesnet_ensemble import UNKNOWN, Ensemble
 
@@ -79,7 +80,7 @@ def load_ensemble(uri: str, country: str | None, admin1_region: str | None) -> E
     )
 
 
-def _photos(job: ShardJob, whole_images: bool) -> list[Photo]:
+def _photos(job: ShardJob[ClassificationManifest], whole_images: bool) -> list[Photo]:
     """What to classify in the covered detection shards, by photo: the detections at or above SpeciesNet's
     threshold, or for a full_image folder each photo read, paired with its most confident detection (or
     an animal at 0.0 when it has none), as SpeciesNet pairs them."""
@@ -87,7 +88,9 @@ def _photos(job: ShardJob, whole_images: bool) -> list[Photo]:
     columns = ["image", "image_uri", "failure", "detection", "category", "conf"] + [f"bbox_{k}" for k in "xywh"]
     for shard in job.manifest["stage1_shards"]:
         try:
-            table = pq.read_table(io.BytesIO(storage.read_bytes(job.layout.results("stage1", shard))), columns=columns)
+            table = pq.read_table(
+                io.BytesIO(storage.read_bytes(job.layout.results(Stage.DETECTION, shard))), columns=columns
+            )
         except FileNotFoundError as error:
             raise ShardError(f"detection shard {shard} has no committed results") from error
         if whole_images:
@@ -119,7 +122,7 @@ def _read(photo: Photo) -> Photo:
     return photo
 
 
-def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
+def run_speciesnet_shard(job: ShardJob[ClassificationManifest]) -> ShardDone:
     """Classify one stage-2 shard with the run's SpeciesNet folder and commit it; returns the commit marker."""
     config = job.config
     assert config.classifier is not None
@@ -128,7 +131,7 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
     ensemble = load_ensemble(config.classifier, config.country, config.admin1_region)
     # Every label the table can hold: the classifier's and the taxa the ensemble rolls up to.
     labels = list(dict.fromkeys([*folder.label_list, *ensemble.taxonomy.values(), UNKNOWN]))
-    storage.write_json(storage.join(job.layout.run_uri, "stage2", "labels.json"), labels)
+    storage.write_json(job.layout.labels_json, labels)
     photos = _photos(job, folder.type == "full_image")
     crops = sum(len(p.detections) for p in photos)
     log_line("classify shard", shard=job.shard, crops=crops, photos=len(photos), device=classifier.device)
@@ -180,8 +183,7 @@ def run_speciesnet_shard(job: ShardJob) -> dict[str, Any]:
         clock,
         classifier.device,
         model_id,
-        speciesnet_version=folder.version,
-        speciesnet_type=folder.type,
+        speciesnet_folder=(folder.version, folder.type),
     )
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from wildlife_common import speciesnet, storage
 from wildlife_common.config import RunConfig
+from wildlife_common.records import DetectionManifest, DetectionStats, ImageEntry, ShardDone, Stage
 from wildlife_common.schema import DETECTION_SCHEMA
 
 from wildlife_gpu import metrics
@@ -46,7 +47,7 @@ class Prepared:
     """One image after the input path: decoded and on its canvas, or failed."""
 
     index: int
-    entry: dict[str, Any]
+    entry: ImageEntry
     decoded: DecodedImage | None = None
     place: Letterbox | None = None
     canvas: np.ndarray | None = None  # the model's input for this image alone
@@ -61,7 +62,7 @@ def _detector(weights: str, image_size: int, conf: float, class_map: str, detect
     return Detector(weights, image_size=image_size, conf=conf, class_map=mapping, detector_format=detector_format)
 
 
-def _prepare(index: int, entry: dict[str, Any], detector: Detector, exact: bool, keep_bytes: bool) -> Prepared:
+def _prepare(index: int, entry: ImageEntry, detector: Detector, exact: bool, keep_bytes: bool) -> Prepared:
     """Read, decode and letterbox one image. ``exact``: decode at full size, as MegaDetector does."""
     try:
         data = storage.read_bytes(entry["uri"])
@@ -84,7 +85,7 @@ def _prepare(index: int, entry: dict[str, Any], detector: Detector, exact: bool,
 
 
 def _rows(job: ShardJob, item: Prepared, boxes: list[Box], detector_id: str, crop_uris: dict[int, str]) -> list[dict]:
-    base = {
+    base: dict[str, Any] = {  # a table row: pyarrow checks it against DETECTION_SCHEMA
         "image": item.entry["image"],
         "image_uri": item.entry["uri"],
         "image_etag": item.entry.get("etag"),
@@ -166,9 +167,9 @@ def detect_batch(detector: Detector, batch: list[Prepared]) -> dict[int, list[Bo
     return found
 
 
-def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
-    """Detect one shard and commit it; returns the commit marker."""
-    job = ShardJob.open(run_uri, "stage1", shard)
+def run_detect(run_uri: str, shard: str) -> ShardDone:
+    """Detect one shard and commit it; returns the commit marker (``records.DetectionDone``)."""
+    job: ShardJob[DetectionManifest] = ShardJob.open(run_uri, Stage.DETECTION, shard)
     if (marker := job.committed()) is not None:
         log_line("already committed", shard=shard)
         return marker
@@ -245,25 +246,23 @@ def run_detect(run_uri: str, shard: str) -> dict[str, Any]:
     if gpu.mean is not None:
         values["GpuUtilization"] = gpu.mean
     metrics.emit("detect", shard, values)
-    return job.commit(
-        table,
-        {
-            "images": len(images),
-            "failed_images": int(pc.sum(pc.is_valid(table.column("failure"))).as_py() or 0),
-            "detections": int(pc.sum(pc.is_valid(table.column("detection"))).as_py() or 0),
-            # What stage 2 will classify (planning sizes its shards by it): the crops cut, or for
-            # SpeciesNet every detection at or above its threshold.
-            "crops": _to_classify(table, speciesnet_run, whole_images),
-            "images_per_second": round(rate, 3),
-            "input_wait_fraction": round(clock.wait_fraction, 4),
-            "gpu_utilization": gpu.mean,
-            "device": detector.device,
-            "batch_size": batch_size,
-            "image_size": config.image_size,
-            "detector_format": detector.format,
-            "letterbox_stride": detector.stride,
-            "exact_decode": config.exact_decode,
-            "resumed_from": start,
-            "detector": weights.id,
-        },
-    )
+    stats: DetectionStats = {
+        "images": len(images),
+        "failed_images": int(pc.sum(pc.is_valid(table.column("failure"))).as_py() or 0),
+        "detections": int(pc.sum(pc.is_valid(table.column("detection"))).as_py() or 0),
+        # What stage 2 will classify (planning sizes its shards by it): the crops cut, or for
+        # SpeciesNet every detection at or above its threshold.
+        "crops": _to_classify(table, speciesnet_run, whole_images),
+        "images_per_second": round(rate, 3),
+        "input_wait_fraction": round(clock.wait_fraction, 4),
+        "gpu_utilization": gpu.mean,
+        "device": detector.device,
+        "batch_size": batch_size,
+        "image_size": config.image_size,
+        "detector_format": detector.format,
+        "letterbox_stride": detector.stride,
+        "exact_decode": config.exact_decode,
+        "resumed_from": start,
+        "detector": weights.id,
+    }
+    return job.commit(table, stats)

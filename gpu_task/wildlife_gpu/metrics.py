@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from wildlife_common.records import MaterializeResult
+
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "WildlifePipeline")
 
 UNITS = {
@@ -93,7 +95,7 @@ class GpuSampler:
 log = logging.getLogger(__name__)
 
 
-def run_metrics(result: dict[str, Any]) -> list[dict[str, Any]]:
+def run_metrics(result: MaterializeResult) -> list[dict[str, Any]]:
     """The metrics the Materialize Lambda emits for a run, as PutMetricData items (same names, units)."""
     images = int(result["images"])
     values: list[tuple[str, float, str]] = [
@@ -112,7 +114,7 @@ def run_metrics(result: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def put_run_metrics(result: dict[str, Any]) -> bool:
+def put_run_metrics(result: MaterializeResult) -> bool:
     """Put a materialized run's metrics into CloudWatch; returns False (and logs why) when it could not.
 
     The run's outputs are already written: a metrics outage must not fail the job, only be said.

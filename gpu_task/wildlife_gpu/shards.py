@@ -7,15 +7,19 @@ import json
 import os
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from wildlife_common import storage
 from wildlife_common.config import RunConfig
 from wildlife_common.layout import RunLayout
-from wildlife_common.planning import load_run, now
+from wildlife_common.records import ShardDone, Stage
+from wildlife_common.run_folder import load_run, now
+
+Manifest = TypeVar("Manifest", bound=Mapping[str, Any])
 
 
 class ShardError(Exception):
@@ -23,19 +27,19 @@ class ShardError(Exception):
 
 
 @dataclass
-class ShardJob:
-    """One shard of one stage of one run, as the job sees it."""
+class ShardJob(Generic[Manifest]):
+    """One shard of one stage of one run, as the job sees it (``ShardJob[DetectionManifest]`` for stage 1)."""
 
     config: RunConfig
     layout: RunLayout
-    stage: str
+    stage: Stage
     shard: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     started: str = field(default_factory=now)
     clock_start: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def open(cls, run_uri: str, stage: str, shard: str) -> ShardJob:
+    def open(cls, run_uri: str, stage: Stage, shard: str) -> ShardJob[Any]:
         try:
             config, layout, _ = load_run(run_uri)
         except FileNotFoundError as error:
@@ -50,7 +54,7 @@ class ShardJob:
     def done_uri(self) -> str:
         return self.layout.done(self.stage, self.shard)
 
-    def committed(self) -> dict[str, Any] | None:
+    def committed(self) -> ShardDone | None:
         """The commit marker when this shard is already done (a re-sent job has nothing to do)."""
         return storage.read_json(self.done_uri) if storage.exists(self.done_uri) else None
 
@@ -68,23 +72,28 @@ class ShardJob:
             self.layout.partial(self.stage, self.shard, index), _parquet_bytes(table), intermediate=True
         )
 
-    def commit(self, table: pa.Table, marker: dict[str, Any]) -> dict[str, Any]:
-        """Write the shard's results, then the marker: only a complete shard is ever committed."""
+    def commit(self, table: pa.Table, stats: Mapping[str, Any]) -> ShardDone:
+        """Write the shard's results, then the marker: only a complete shard is ever committed.
+
+        ``stats`` is the stage's part of the marker (``records.DetectionStats``, ``ClassificationStats``).
+        """
         storage.write_bytes(self.layout.results(self.stage, self.shard), _parquet_bytes(table), intermediate=True)
         seconds = time.perf_counter() - self.clock_start
-        done = {
+        instance_type, lifecycle = host()
+        done: ShardDone = {
             "shard": self.shard,
             "stage": self.stage,
-            **marker,
             "rows": table.num_rows,
             "attempt": attempt(),
             "started": self.started,
             "finished": now(),
             "seconds": round(seconds, 3),
-            **host(),
+            "instance_type": instance_type,
+            "lifecycle": lifecycle,
         }
-        storage.write_json(self.done_uri, done, intermediate=True)
-        return done
+        marker = cast(ShardDone, {**stats, **done})
+        storage.write_json(self.done_uri, marker, intermediate=True)
+        return marker
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -98,11 +107,12 @@ def attempt() -> int:
     return int(os.environ.get("AWS_BATCH_JOB_ATTEMPT") or 1)
 
 
-def host() -> dict[str, Any]:
-    """Instance type and purchase option of the host, for the cost estimate (EC2 metadata, IMDSv2)."""
-    info: dict[str, Any] = {"instance_type": os.environ.get("WILDLIFE_INSTANCE_TYPE"), "lifecycle": None}
+def host() -> tuple[str | None, str | None]:
+    """Instance type and purchase option (``spot``, ``on-demand``) of the host, for the cost estimate
+    (EC2 metadata, IMDSv2); None for what is not known."""
+    info: dict[str, str | None] = {"instance_type": os.environ.get("WILDLIFE_INSTANCE_TYPE"), "lifecycle": None}
     if info["instance_type"] or not os.environ.get("AWS_BATCH_JOB_ID"):
-        return info
+        return info["instance_type"], info["lifecycle"]
     base = "http://169.254.169.254/latest"
     try:
         # Half a second each: metadata answers in milliseconds on EC2; anywhere else it never will.
@@ -115,7 +125,7 @@ def host() -> dict[str, Any]:
             info[key] = urllib.request.urlopen(request, timeout=0.5).read().decode()
     except OSError:
         pass
-    return info
+    return info["instance_type"], info["lifecycle"]
 
 
 def log_line(event: str, **fields: Any) -> None:

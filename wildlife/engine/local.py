@@ -43,6 +43,7 @@ from typing import Any
 
 from wildlife_common import storage
 from wildlife_common.layout import RunLayout
+from wildlife_common.records import Stage
 
 from wildlife.engine import capture
 from wildlife.engine.moto import (
@@ -269,7 +270,9 @@ class LocalEngine:
         images = 0
         error = None
         if code == 0 and job.command[:1] == ["detect"] and shard:
-            marker = storage.read_json(RunLayout(storage.as_folder(job.parameters["run_uri"])).done("stage1", shard))
+            marker = storage.read_json(
+                RunLayout(storage.as_folder(job.parameters["run_uri"])).done(Stage.DETECTION, shard)
+            )
             images = int(marker.get("images", 0))
         elif code != 0:
             error = capture.last_line(log) or f"exit code {code}"

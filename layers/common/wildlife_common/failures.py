@@ -14,7 +14,10 @@ from typing import Any
 
 from wildlife_common import storage
 from wildlife_common.errors import PipelineError
-from wildlife_common.planning import _committed, now, resolve_run
+from wildlife_common.layout import RunLayout
+from wildlife_common.planning import resolve_run
+from wildlife_common.records import Failure, Stage
+from wildlife_common.run_folder import committed, now
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +67,11 @@ def readable_cause(error: str, cause: str | None) -> str:
     return cause[:MAX_CAUSE]
 
 
-def _missing_shards(run_uri: str, stage: str) -> list[str]:
-    listed = storage.read_json(storage.join(run_uri, stage, "shards.json"))
-    done = _committed_from_uri(run_uri, stage)
+def _missing_shards(layout: RunLayout, stage: Stage) -> list[str]:
+    """Shards this execution was to process that did not commit."""
+    listed = storage.read_json(layout.shards_json(stage))
+    done = committed(layout, stage)
     return [ref["shard"] for ref in listed if ref["shard"] not in done]
-
-
-def _committed_from_uri(run_uri: str, stage: str) -> set[str]:
-    from wildlife_common.layout import RunLayout
-
-    return set(_committed(RunLayout(run_uri), stage))
 
 
 def record_failure(
@@ -86,38 +84,35 @@ def record_failure(
     """
     name = str(error.get("Error") or "States.Runtime")
     cause = readable_cause(name, error.get("Cause"))
-    run_uri = None
+    layout = None
     try:
         config, layout = resolve_run(raw_input, execution_name, default_output)
-        run_uri = layout.run_uri
     except PipelineError as problem:  # the config itself was the problem; nothing to write to
         log.info("no run folder to record the failure in: %s", problem)
-    if run_uri and name == "States.ExceedToleratedFailureThreshold":
-        for stage, label in (("stage2", "classification"), ("stage1", "detection")):
+    if layout and name == "States.ExceedToleratedFailureThreshold":
+        for stage in (Stage.CLASSIFICATION, Stage.DETECTION):
             try:
-                missing = _missing_shards(run_uri, stage)
+                missing = _missing_shards(layout, stage)
             except (FileNotFoundError, storage.InputNotFound):
                 continue
             if missing:
                 tolerated = config.tolerated_failure_percentage
                 cause = (
-                    f"{len(missing)} {label} shard(s) failed, more than the tolerated {tolerated}%: "
+                    f"{len(missing)} {stage.label} shard(s) failed, more than the tolerated {tolerated}%: "
                     f"{', '.join(missing[:50])}{' …' if len(missing) > 50 else ''}. Their Batch job logs say why; "
                     f"start the run again with the same run_id to retry only these shards."
                 )
                 break
-    if run_uri:
+    if layout:
+        failure: Failure = {
+            "error": run_error_name(name),
+            "step_functions_error": name,
+            "cause": cause,
+            "raw_cause": error.get("Cause"),
+            "failed": now(),
+        }
         try:
-            storage.write_json(
-                storage.join(run_uri, "final", "failure.json"),
-                {
-                    "error": run_error_name(name),
-                    "step_functions_error": name,
-                    "cause": cause,
-                    "raw_cause": error.get("Cause"),
-                    "failed": now(),
-                },
-            )
+            storage.write_json(layout.failure_json, failure)
         except Exception as problem:  # recording is best effort: never hide the original cause
             log.warning("could not write failure.json: %s", problem)
     return {"Error": run_error_name(name), "Cause": cause}

@@ -1,16 +1,16 @@
-"""Where every file of a run lives: the contract between the steps (README, Reading the results).
+"""Where every file of a run lives: the only module that knows a path (README, Reading the results).
 
-Keys are deterministic, so a step that is re-run (a retried Lambda, a Batch job after a Spot
-interruption, a resumed run) overwrites the same files instead of adding new ones.
+What each file holds is typed in ``records``. Keys are deterministic, so a step that is re-run (a
+retried Lambda, a Batch job after a Spot interruption, a resumed run) overwrites the same files
+instead of adding new ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wildlife_common.records import Stage
 from wildlife_common.storage import as_folder, join
-
-STAGES = ("stage1", "stage2")
 
 
 def shard_id(index: int) -> str:
@@ -38,30 +38,40 @@ class RunLayout:
     def run_json(self) -> str:
         return join(self.run_uri, "run.json")
 
-    def shards_json(self, stage: str) -> str:
+    @property
+    def plan_json(self) -> str:
+        """Every detection shard of the run (``records.DetectionShard``), written once when it is planned."""
+        return join(self.run_uri, Stage.DETECTION, "plan.json")
+
+    @property
+    def labels_json(self) -> str:
+        """The classifier's labels, in its output order: written by every classification shard, all the same."""
+        return join(self.run_uri, Stage.CLASSIFICATION, "labels.json")
+
+    def shards_json(self, stage: Stage) -> str:
         """The list of shards this execution processes (the Map's ItemReader reads it)."""
         return join(self.run_uri, stage, "shards.json")
 
-    def shards_folder(self, stage: str) -> str:
+    def shards_folder(self, stage: Stage) -> str:
         return join(self.run_uri, stage, "shards") + "/"
 
-    def shard_manifest(self, stage: str, shard: str) -> str:
+    def shard_manifest(self, stage: Stage, shard: str) -> str:
         return join(self.run_uri, stage, "shards", f"{shard}.json")
 
-    def results_folder(self, stage: str) -> str:
+    def results_folder(self, stage: Stage) -> str:
         return join(self.run_uri, stage, "results") + "/"
 
-    def results(self, stage: str, shard: str) -> str:
+    def results(self, stage: Stage, shard: str) -> str:
         return join(self.run_uri, stage, "results", f"{shard}.parquet")
 
-    def partial(self, stage: str, shard: str, part: int) -> str:
+    def partial(self, stage: Stage, shard: str, part: int) -> str:
         """Flushed partial results of an attempt still in progress (resume point)."""
         return join(self.run_uri, stage, "partial", shard, f"{part:05d}.parquet")
 
-    def partial_folder(self, stage: str, shard: str) -> str:
+    def partial_folder(self, stage: Stage, shard: str) -> str:
         return join(self.run_uri, stage, "partial", shard) + "/"
 
-    def done(self, stage: str, shard: str) -> str:
+    def done(self, stage: Stage, shard: str) -> str:
         """The commit marker: a shard is done only when this exists."""
         return join(self.run_uri, stage, "results", f"{shard}.done.json")
 

@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,20 @@ from wildlife_common.errors import RunIntegrityError
 from wildlife_common.incremental import IndexWriter
 from wildlife_common.layout import RunLayout
 from wildlife_common.megadetector import MegaDetectorWriter, detection_entry
-from wildlife_common.planning import _committed, load_run, now
 from wildlife_common.provenance import code_version, input_id
+from wildlife_common.records import (
+    ClassificationDone,
+    DetectionDone,
+    DetectionManifest,
+    FailedShard,
+    MaterializeResult,
+    PlanCounts,
+    ShardDone,
+    Stage,
+    StageTiming,
+    Summary,
+)
+from wildlife_common.run_folder import committed_classifications, committed_detections, load_run, now, read_plan
 from wildlife_common.schema import DETECTION_SCHEMA, SPECIES_COLUMNS
 from wildlife_common.speciesnet_output import SpeciesNetWriter
 
@@ -64,7 +76,7 @@ def _read_parquet(uri: str) -> pa.Table:
 
 def _failed_shard_rows(config: RunConfig, layout: RunLayout, shard: str, reason: str) -> pa.Table:
     """One failure row per image of a shard that never committed, so no image goes missing."""
-    manifest = storage.read_json(layout.shard_manifest("stage1", shard))
+    manifest: DetectionManifest = storage.read_json(layout.shard_manifest(Stage.DETECTION, shard))
     images = manifest["images"]
     n = len(images)
     return pa.table(
@@ -93,7 +105,7 @@ def _conform(table: pa.Table) -> pa.Table:
 class SpeciesSource:
     """Species of the crops of a detection shard, from the committed classification shard that covers it."""
 
-    def __init__(self, layout: RunLayout, stage2: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, layout: RunLayout, stage2: dict[str, ClassificationDone]) -> None:
         self._layout = layout
         self._owner = {s: cid for cid, marker in stage2.items() for s in marker.get("stage1_shards", [])}
         self._loaded: tuple[str, pa.Table] | None = None
@@ -106,7 +118,7 @@ class SpeciesSource:
         cid = self._owner[shard]
         if self._loaded is None or self._loaded[0] != cid:
             # One classification shard in memory at a time: it covers consecutive detection shards.
-            self._loaded = (cid, _read_parquet(self._layout.results("stage2", cid)))
+            self._loaded = (cid, _read_parquet(self._layout.results(Stage.CLASSIFICATION, cid)))
         table = self._loaded[1]
         mask = pc.equal(table.column("shard"), shard)
         rows = table.filter(mask).to_pylist()
@@ -178,7 +190,7 @@ def _tally_image(tally: Tally, rows: list[dict[str, Any]], threshold: float) -> 
             tally.species[row["species"]] += 1
 
 
-def _stage_timing(markers: list[dict[str, Any]], items: int) -> dict[str, Any]:
+def _stage_timing(markers: Sequence[ShardDone], items: int) -> StageTiming:
     """Wall time from the first job's start to the last job's end, and job-seconds (what is paid)."""
     if not markers:
         return {"shards": 0, "job_seconds": 0.0, "wall_seconds": 0.0, "items_per_job_second": None}
@@ -198,7 +210,7 @@ def _stage_timing(markers: list[dict[str, Any]], items: int) -> dict[str, Any]:
     }
 
 
-def materialize(run_uri: str) -> dict[str, Any]:
+def materialize(run_uri: str) -> MaterializeResult:
     """Merge a run's committed shards into its final outputs.
 
     Returns:
@@ -210,13 +222,13 @@ def materialize(run_uri: str) -> dict[str, Any]:
     """
     clock_start = time.perf_counter()
     config, layout, record = load_run(run_uri)
-    plan = storage.read_json(storage.join(layout.run_uri, "stage1", "plan.json"))
-    stage1 = _committed(layout, "stage1")
-    stage2 = _committed(layout, "stage2") if config.classify else {}
+    plan = read_plan(layout)
+    stage1 = committed_detections(layout)
+    stage2 = committed_classifications(layout) if config.classify else {}
     species = SpeciesSource(layout, stage2)
     labels: list[str] = []
     if stage2:
-        labels = storage.read_json(storage.join(layout.run_uri, "stage2", "labels.json"))
+        labels = storage.read_json(layout.labels_json)
     label_ids = {name: str(i) for i, name in enumerate(labels)}
     descriptions = None
     if labels and all(speciesnet.is_label(label) for label in labels):
@@ -230,7 +242,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
     classifier = next((m.get("classifier") for m in stage2.values() if m.get("classifier")), None)
 
     tally = Tally()
-    failed_shards: list[dict[str, str]] = []
+    failed_shards: list[FailedShard] = []
     unclassified: list[str] = []
     mismatched: list[str] = []
     planned_images = 0
@@ -269,7 +281,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
                 shard = ref["shard"]
                 planned_images += ref["images"]
                 if shard in stage1:
-                    table = _conform(_read_parquet(layout.results("stage1", shard)))
+                    table = _conform(_read_parquet(layout.results(Stage.DETECTION, shard)))
                     if species.covers(shard):
                         table = _with_species(table, species.for_shard(shard))
                     elif config.classify and int(stage1[shard].get("crops", 0)) > 0:
@@ -278,7 +290,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
                     reason = (
                         f"shard failed: detection shard {shard} did not finish; run the same run_id again to retry it"
                     )
-                    failed_shards.append({"stage": "stage1", "shard": shard})
+                    failed_shards.append({"stage": Stage.DETECTION, "shard": shard})
                     table = _conform(_failed_shard_rows(config, layout, shard, reason))
                 writer.write_table(table)
                 tally.rows += table.num_rows
@@ -306,11 +318,11 @@ def materialize(run_uri: str) -> dict[str, Any]:
         if not failed_shards and tally.images:
             index.close()
 
-    failed_shards += [{"stage": "stage2", "shard": s} for s in unclassified]
+    failed_shards += [FailedShard(stage=Stage.CLASSIFICATION, shard=s) for s in unclassified]
     balanced = not mismatched and tally.images == planned_images == tally.with_detections + tally.empty + tally.failed
-    counts = record.get("counts", {})
-    summary = {
-        "run_id": config.run_id,
+    counts = record.get("counts") or PlanCounts(listed=0, not_images=0, skipped=0)
+    summary: Summary = {
+        "run_id": record["run_id"],
         "input": config.input,
         "status": "succeeded" if not failed_shards and balanced else ("inconsistent" if not balanced else "partial"),
         "message": _message(config, tally, failed_shards, counts),
@@ -339,8 +351,8 @@ def materialize(run_uri: str) -> dict[str, Any]:
             "mismatched": mismatched,
         },
         "timings": {
-            "stage1": _stage_timing(list(stage1.values()), sum(int(m.get("images", 0)) for m in stage1.values())),
-            "stage2": _stage_timing(list(stage2.values()), sum(int(m.get("crops", 0)) for m in stage2.values())),
+            Stage.DETECTION: _stage_timing(list(stage1.values()), sum(m.get("images", 0) for m in stage1.values())),
+            Stage.CLASSIFICATION: _stage_timing(list(stage2.values()), sum(m.get("crops", 0) for m in stage2.values())),
         },
         "cost": _cost(config, stage1, stage2, tally.images, len(plan), time.perf_counter() - clock_start),
         "detector": detector,
@@ -361,7 +373,7 @@ def materialize(run_uri: str) -> dict[str, Any]:
             + (f"; shards whose image count differs from their plan: {', '.join(mismatched)}" if mismatched else "")
         )
     return {
-        "run_id": config.run_id,
+        "run_id": record["run_id"],
         "run_uri": layout.run_uri,
         "summary": layout.summary_json,
         "status": summary["status"],
@@ -374,8 +386,8 @@ def materialize(run_uri: str) -> dict[str, Any]:
 
 def _cost(
     config: RunConfig,
-    stage1: dict[str, dict[str, Any]],
-    stage2: dict[str, dict[str, Any]],
+    stage1: dict[str, DetectionDone],
+    stage2: dict[str, ClassificationDone],
     images: int,
     planned_shards: int,
     seconds: float,
@@ -386,7 +398,7 @@ def _cost(
     invocation of the memory Lambda gives it (the template's MemorySize when run locally). It is
     measured up to here, so the few writes that follow are not in it.
     """
-    jobs = costs.job_usage(stage1.values(), "stage1") + costs.job_usage(stage2.values(), "stage2")
+    jobs = costs.job_usage(stage1.values(), Stage.DETECTION) + costs.job_usage(stage2.values(), Stage.CLASSIFICATION)
     lambdas = costs.planner_usage(images, planned_shards, config.classify)
     on_batch = bool(os.environ.get("AWS_BATCH_JOB_ID"))
     if on_batch:
@@ -408,7 +420,7 @@ def _cost(
     return costs.run_cost(jobs, images, lambdas=lambdas, transitions=transitions)
 
 
-def _message(config: RunConfig, tally: Tally, failed: list[dict[str, str]], counts: dict[str, Any]) -> str:
+def _message(config: RunConfig, tally: Tally, failed: list[FailedShard], counts: PlanCounts) -> str:
     """One sentence a person reads first in the summary."""
     if not tally.images:
         if counts.get("skipped"):

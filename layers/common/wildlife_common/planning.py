@@ -7,10 +7,8 @@ the Step Functions payload stays far below its 256 KB limit whatever the size of
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from wildlife_common import speciesnet, storage
@@ -20,6 +18,20 @@ from wildlife_common.images import is_image
 from wildlife_common.incremental import ProcessedImages
 from wildlife_common.layout import RunLayout, classify_shard_id, shard_id
 from wildlife_common.provenance import code_version, input_id
+from wildlife_common.records import (
+    ClassificationManifest,
+    ClassificationPlan,
+    ClassificationShard,
+    DetectionManifest,
+    DetectionPlan,
+    DetectionShard,
+    ImageEntry,
+    PlanCounts,
+    RunRecord,
+    ShardList,
+    Stage,
+)
+from wildlife_common.run_folder import committed_classifications, committed_detections, load_run, now, read_plan
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +55,6 @@ RESULT_SETTINGS = (
 )
 
 
-def now() -> str:
-    """UTC time in ISO 8601, the form every manifest uses."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class ShardRef:
-    """One entry of shards.json: what a Map item carries (never the image list)."""
-
-    shard: str
-    images: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shard": self.shard, "images": self.images}
-
-
 def resolve_run(raw_config: Any, execution_name: str | None, default_output: str | None) -> tuple[RunConfig, RunLayout]:
     """Check the configuration and find the run folder (the same answer every time for one run)."""
     raw_config = speciesnet.with_folder_detector(raw_config)  # a SpeciesNet folder alone brings its detector
@@ -70,7 +66,7 @@ def resolve_run(raw_config: Any, execution_name: str | None, default_output: str
     return config, RunLayout.for_run(config.output, config.run_id)
 
 
-def _shard_reference(layout: RunLayout, stage: str) -> dict[str, str]:
+def _shard_reference(layout: RunLayout, stage: Stage) -> ShardList:
     """Where the Map's ItemReader finds shards.json (bucket and key; a path for local runs)."""
     uri = layout.shards_json(stage)
     if storage.is_s3(uri):
@@ -95,7 +91,7 @@ def _check_models(config: RunConfig) -> None:
             raise ConfigError(f"{key} not found: {uri}")
 
 
-def _images(config: RunConfig, processed: ProcessedImages | None, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+def _images(config: RunConfig, processed: ProcessedImages | None, counts: PlanCounts) -> Iterator[ImageEntry]:
     """The input's images as manifest entries, skipping files that are not images or were done before."""
     root = storage.as_folder(config.input)
     for info in storage.list_files(root):
@@ -109,16 +105,22 @@ def _images(config: RunConfig, processed: ProcessedImages | None, counts: dict[s
         yield {"uri": info.uri, "image": storage.relative(info.uri, root), "size": info.size, "etag": info.etag}
 
 
-def _write_shards(config: RunConfig, layout: RunLayout, images: Iterator[dict[str, Any]]) -> list[ShardRef]:
+def _write_shards(config: RunConfig, layout: RunLayout, images: Iterator[ImageEntry]) -> list[DetectionShard]:
     """Cut the image stream into shards of ``shard_size``, writing each manifest as it fills."""
-    refs: list[ShardRef] = []
-    batch: list[dict[str, Any]] = []
+    refs: list[DetectionShard] = []
+    batch: list[ImageEntry] = []
 
     def flush() -> None:
         sid = shard_id(len(refs))
-        manifest = {"run_id": config.run_id, "stage": "stage1", "shard": sid, "input": config.input, "images": batch}
-        storage.write_json(layout.shard_manifest("stage1", sid), manifest, intermediate=True)
-        refs.append(ShardRef(sid, len(batch)))
+        manifest: DetectionManifest = {
+            "run_id": config.run_id or "",
+            "stage": Stage.DETECTION,
+            "shard": sid,
+            "input": config.input,
+            "images": batch,
+        }
+        storage.write_json(layout.shard_manifest(Stage.DETECTION, sid), manifest, intermediate=True)
+        refs.append({"shard": sid, "images": len(batch)})
 
     for image in images:
         batch.append(image)
@@ -130,20 +132,7 @@ def _write_shards(config: RunConfig, layout: RunLayout, images: Iterator[dict[st
     return refs
 
 
-def _committed(layout: RunLayout, stage: str) -> dict[str, dict[str, Any]]:
-    """Done markers of a stage, by shard id (reads each marker: they are small)."""
-    done = {}
-    try:
-        for info in storage.list_files(layout.results_folder(stage)):
-            if info.uri.endswith(".done.json"):
-                sid = info.uri.rsplit("/", 1)[-1].removesuffix(".done.json")
-                done[sid] = storage.read_json(info.uri)
-    except storage.InputNotFound:  # local run folder not created yet
-        pass
-    return done
-
-
-def _check_resume(stored: dict[str, Any], config: RunConfig) -> None:
+def _check_resume(stored: RunRecord, config: RunConfig) -> None:
     before = stored.get("config", {})
     for key in RESULT_SETTINGS:
         if key in before and before[key] != getattr(config, key):
@@ -153,7 +142,7 @@ def _check_resume(stored: dict[str, Any], config: RunConfig) -> None:
             )
 
 
-def plan_detection(raw_config: Any, execution_name: str | None, default_output: str | None) -> dict[str, Any]:
+def plan_detection(raw_config: Any, execution_name: str | None, default_output: str | None) -> DetectionPlan:
     """Plan stage 1 of a run, or resume one that was planned before.
 
     A new run lists the input (lazily, page by page), keeps image files, skips images processed by
@@ -166,19 +155,19 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
     """
     config, layout = resolve_run(raw_config, execution_name, default_output)
     _check_models(config)
-    stored = storage.read_json(layout.run_json) if storage.exists(layout.run_json) else None
+    stored: RunRecord | None = storage.read_json(layout.run_json) if storage.exists(layout.run_json) else None
 
     if stored and stored.get("planned"):
         _check_resume(stored, config)
-        plan = [ShardRef(**ref) for ref in storage.read_json(storage.join(layout.run_uri, "stage1", "plan.json"))]
-        done = _committed(layout, "stage1")
-        pending = [ref for ref in plan if ref.shard not in done]
-        counts = dict(stored.get("counts", {}))
-        record = {**stored, "config": config.to_dict(), "resumed": [*stored.get("resumed", []), now()]}
+        plan = read_plan(layout)
+        done = committed_detections(layout)
+        pending = [ref for ref in plan if ref["shard"] not in done]
+        counts = stored.get("counts") or PlanCounts(listed=0, not_images=0, skipped=0)
+        record: RunRecord = {**stored, "config": config.to_dict(), "resumed": [*stored.get("resumed", []), now()]}
         log.info("resuming run %s: %d of %d shards committed", config.run_id, len(done), len(plan))
     else:
         record = {
-            "run_id": config.run_id,
+            "run_id": config.run_id or "",
             "config": config.to_dict(),
             "created": now(),
             "code_version": code_version(),
@@ -189,22 +178,22 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         if config.incremental:
             processed = ProcessedImages.load(config.output or "", input_id(storage.as_folder(config.input)))
             log.info("incremental run: %d images processed by earlier runs", len(processed))
-        counts = {"listed": 0, "not_images": 0, "skipped": 0}
+        counts = PlanCounts(listed=0, not_images=0, skipped=0)
         plan = _write_shards(config, layout, _images(config, processed, counts))
-        counts["images"] = sum(ref.images for ref in plan)
-        storage.write_json(storage.join(layout.run_uri, "stage1", "plan.json"), [r.to_dict() for r in plan])
+        counts["images"] = sum(ref["images"] for ref in plan)
+        storage.write_json(layout.plan_json, plan)
         pending = plan
         record = {**record, "planned": True, "counts": counts, "shards": len(plan)}
 
-    storage.write_json(layout.shards_json("stage1"), [ref.to_dict() for ref in pending], intermediate=True)
+    storage.write_json(layout.shards_json(Stage.DETECTION), pending, intermediate=True)
     storage.write_json(layout.run_json, record)
     return {
-        "run_id": config.run_id,
+        "run_id": config.run_id or "",
         "run_uri": layout.run_uri,
-        "shards": _shard_reference(layout, "stage1"),
+        "shards": _shard_reference(layout, Stage.DETECTION),
         "shard_count": len(pending),
         "images": counts.get("images", 0),
-        "pending_images": sum(ref.images for ref in pending),
+        "pending_images": sum(ref["images"] for ref in pending),
         "skipped": counts.get("skipped", 0),
         "detection_only": not config.classify,
         "max_concurrency": config.max_concurrency,
@@ -213,14 +202,7 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
     }
 
 
-def load_run(run_uri: str) -> tuple[RunConfig, RunLayout, dict[str, Any]]:
-    """The configuration, layout and record of a planned run."""
-    layout = RunLayout(storage.as_folder(run_uri))
-    record = storage.read_json(layout.run_json)
-    return parse_config(record["config"]), layout, record
-
-
-def plan_classification(run: dict[str, Any]) -> dict[str, Any]:
+def plan_classification(run: DetectionPlan) -> ClassificationPlan:
     """Plan stage 2: group committed detection shards that have crops into classification shards.
 
     Whole detection shards are grouped in order until a group holds ``classify_shard_crops`` crops,
@@ -229,8 +211,8 @@ def plan_classification(run: dict[str, Any]) -> dict[str, Any]:
     highest committed id, so a retried plan writes the same files.
     """
     config, layout, _ = load_run(run["run_uri"])
-    stage1 = _committed(layout, "stage1")
-    stage2 = _committed(layout, "stage2") if config.classify else {}
+    stage1 = committed_detections(layout)
+    stage2 = committed_classifications(layout) if config.classify else {}
     covered = {s for marker in stage2.values() for s in marker.get("stage1_shards", [])}
     next_index = 1 + max((int(sid.removeprefix("c")) for sid in stage2), default=-1)
 
@@ -249,15 +231,21 @@ def plan_classification(run: dict[str, Any]) -> dict[str, Any]:
     if current:
         groups.append((current, crops))
 
-    refs = []
+    refs: list[ClassificationShard] = []
     for offset, (members, count) in enumerate(groups):
         cid = classify_shard_id(next_index + offset)
-        manifest = {"run_id": config.run_id, "stage": "stage2", "shard": cid, "stage1_shards": members, "crops": count}
-        storage.write_json(layout.shard_manifest("stage2", cid), manifest, intermediate=True)
+        manifest: ClassificationManifest = {
+            "run_id": config.run_id or "",
+            "stage": Stage.CLASSIFICATION,
+            "shard": cid,
+            "stage1_shards": members,
+            "crops": count,
+        }
+        storage.write_json(layout.shard_manifest(Stage.CLASSIFICATION, cid), manifest, intermediate=True)
         refs.append({"shard": cid, "crops": count})
-    storage.write_json(layout.shards_json("stage2"), refs, intermediate=True)
+    storage.write_json(layout.shards_json(Stage.CLASSIFICATION), refs, intermediate=True)
     return {
-        "shards": _shard_reference(layout, "stage2"),
+        "shards": _shard_reference(layout, Stage.CLASSIFICATION),
         "shard_count": len(refs),
         "crops": sum(r["crops"] for r in refs),
     }
