@@ -1,13 +1,8 @@
 """Profiles: a run's settings in a YAML file, grouped by stage (``profiles/local.yaml``, ``profiles/cloud.yaml``).
 
-A profile is read into run config keys (``wildlife_common.config.RunConfig``)::
-
-    models:          detector, detector_classes, detector_format, classifier, classifier_arch,
-                     classifier_labels
-    detection:       image_size, batch_size, threshold, typical_threshold, exact_decode
-    classification:  image_size, batch_size, threshold, shard_crops, country, admin1_region
-    (top level)      shard_size, max_concurrency, tolerated_failure_percentage, detection_only,
-                     incremental, materialize_batch_threshold
+A profile is read into run config keys. Where each setting sits in a profile (a section ``models``,
+``detection`` or ``classification``, or the top level) is the setting's ``profile`` in
+``wildlife_common.config.RunConfig``; e.g. ``detection: {threshold: 0.1}`` is ``detection_threshold``.
 
 Relative model paths are relative to the profile file, so a profile works from any folder. An
 unknown section or key is an error that names it: a typo must not silently fall back to a default.
@@ -20,41 +15,18 @@ from typing import Any
 
 import yaml
 from wildlife_common import storage
+from wildlife_common.config import SETTINGS
 from wildlife_common.errors import ConfigError
 
-SECTIONS: dict[str, dict[str, str]] = {
-    "models": {
-        "detector": "detector",
-        "detector_classes": "detector_classes",
-        "detector_format": "detector_format",
-        "classifier": "classifier",
-        "classifier_arch": "classifier_arch",
-        "classifier_labels": "classifier_labels",
-    },
-    "detection": {
-        "image_size": "image_size",
-        "batch_size": "batch_size",
-        "threshold": "detection_threshold",
-        "typical_threshold": "typical_detection_threshold",
-        "exact_decode": "exact_decode",
-    },
-    "classification": {
-        "image_size": "classify_image_size",
-        "batch_size": "classify_batch_size",
-        "threshold": "classification_threshold",
-        "shard_crops": "classify_shard_crops",
-        "country": "country",
-        "admin1_region": "admin1_region",
-    },
-}
-TOP_LEVEL = (
-    "shard_size",
-    "max_concurrency",
-    "tolerated_failure_percentage",
-    "detection_only",
-    "incremental",
-    "materialize_batch_threshold",
-)
+# Profile key -> run config key, from each setting's ``profile`` (``section.key`` or a top-level key).
+SECTIONS: dict[str, dict[str, str]] = {}
+TOP_LEVEL: list[str] = []
+for _name, _setting in SETTINGS.items():
+    if _setting.profile and "." in _setting.profile:
+        _section, _key = _setting.profile.split(".")
+        SECTIONS.setdefault(_section, {})[_key] = _name
+    elif _setting.profile:
+        TOP_LEVEL.append(_name)
 _MODEL_PATHS = ("detector", "classifier", "classifier_labels")
 
 

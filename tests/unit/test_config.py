@@ -1,7 +1,9 @@
 """The run configuration: defaults, and one-line errors that name the key."""
 
+from pathlib import Path
+
 import pytest
-from wildlife_common.config import parse_config
+from wildlife_common.config import RESULT_SETTINGS, SETTINGS, parse_config
 from wildlife_common.errors import ConfigError
 
 MINIMAL = {"input": "s3://traps/2026/", "detector": "s3://models/md_v1000.pt"}
@@ -89,3 +91,19 @@ def test_every_bundled_profile_is_a_valid_run_config() -> None:
         if path.stem.startswith("megadetector"):
             assert config.image_size == 1280 and config.detection_threshold == 0.005 and config.exact_decode
             assert config.typical_detection_threshold == (0.2 if path.stem.endswith("v5") else 0.3)
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in SETTINGS if f"`{name}`" not in table]
+    assert missing == []
+
+
+def test_profiles_and_resume_checks_come_from_the_settings_list() -> None:
+    from wildlife import profiles
+
+    in_profiles = {name for keys in profiles.SECTIONS.values() for name in keys.values()} | set(profiles.TOP_LEVEL)
+    assert in_profiles == {name for name, known in SETTINGS.items() if known.profile}
+    assert profiles.SECTIONS["detection"]["threshold"] == "detection_threshold"
+    assert "shard_size" in RESULT_SETTINGS and "batch_size" not in RESULT_SETTINGS

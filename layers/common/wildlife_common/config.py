@@ -14,81 +14,227 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from wildlife_common.errors import ConfigError
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
-"""Run ids become S3 key parts and Batch job names (letters, digits, - and _; at most 128 chars)."""
+"""Run ids become S3 key parts, execution names and Batch job names: letters, digits, - and _, at most
+80 characters, so that ``<run id>-<stage>-<shard>`` stays inside a Batch job name's 128."""
 
 CATEGORIES = ("animal", "person", "vehicle")
 BUILTIN_CLASS_MAPS = ("megadetector", "coco")
 DETECTOR_FORMATS = ("auto", "ultralytics", "yolov5")
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What is known about one run setting besides its type and default: the one list that the run
+    config's checks, profiles, ``wildlife run`` and ``wildlife start`` options are derived from."""
+
+    help: str
+    """What it means, in one or two sentences (``--help``, README's Configuration)."""
+    profile: str | None = None
+    """Where a profile holds it: ``section.key`` or a top-level key; None when profiles do not set it."""
+    options: tuple[str, ...] = ()
+    """The CLI commands that take it as an option (``run``, ``start``); any setting goes through ``--set``."""
+    changes_results: bool = False
+    """A resumed run must keep it, or its table would mix two models or two sets of images."""
+    bounds: tuple[float, float] | None = None
+    """Lowest and highest value of a number."""
+    below_high: bool = False
+    """The highest bound is excluded."""
+    flag: str | None = None
+    """The option's flag when it is not ``--<name>`` (a true-by-default switch is turned off by its flag)."""
+    choices: tuple[str, ...] | None = None
+
+
+def setting(default: T, help: str, **known: Any) -> T:
+    """A RunConfig field with its ``Setting`` (the field's ``metadata["setting"]``)."""
+    return cast(T, field(default=default, metadata={"setting": Setting(help, **known)}))
+
+
+_RUN, _START, _BOTH = ("run",), ("start",), ("run", "start")
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run's settings. Field docs are the user-facing reference (README, Configuration)."""
+    """One run's settings (README, Configuration). Each field's ``Setting`` says what it means."""
 
-    input: str
-    """Where the images are: ``s3://bucket/prefix/`` or a local folder."""
-    detector: str
-    """Detector weights (``.pt``): an ultralytics checkpoint (MegaDetector v1000 larch/sorrel, YOLOv8-11) or a
-    YOLOv5 repository checkpoint (MegaDetector v5a/v5b, v1000 redwood/spruce); a local path or an ``s3://`` URI."""
-    run_id: str | None = None
-    """Name of the run; defaults to the Step Functions execution name. Same id = resume."""
-    output: str | None = None
-    """Where run folders go; defaults to the pipeline bucket (``s3://<bucket>/``)."""
-    detector_classes: str | dict[str, str] = "megadetector"
-    """Map from detector classes to animal/person/vehicle: megadetector, coco, or {class: category}."""
-    detector_format: str = "auto"
-    """How to load the detector: auto (from what the file is), ultralytics, or yolov5 (YOLOv5 repository)."""
-    image_size: int = 640
-    """Detector input size in pixels (1280 for MegaDetector v5a/v1000 at full resolution)."""
-    batch_size: int = 16
-    """Images per detector batch; halved automatically on CUDA out-of-memory."""
-    detection_threshold: float = 0.005
-    """Detections below this confidence are not written (MegaDetector's convention)."""
-    exact_decode: bool = True
-    """Decode every JPEG at full size as MegaDetector does (identical boxes); false decodes at the reduced
-    size the model needs (DCT scaling: less CPU per image, boxes that differ from MegaDetector's)."""
-    typical_detection_threshold: float = 0.2
-    """Recommended display threshold written for Timelapse."""
-    classifier: str | None = None
-    """Classifier: a timm checkpoint (with classifier_arch and classifier_labels) or a SpeciesNet model
-    folder (with its info.json); local path or ``s3://`` URI. None = detection only."""
-    classifier_arch: str | None = None
-    """timm architecture name of the classifier, e.g. ``efficientnet_b0``."""
-    classifier_labels: str | None = None
-    """Labels file: one species name per line, in class-index order."""
-    classification_threshold: float = 0.2
-    """Animal detections at or above this confidence are cropped and classified (a SpeciesNet folder
-    classifies every detection at or above its own 0.1, as SpeciesNet does)."""
-    classify_batch_size: int = 32
-    """Crops per classifier batch."""
-    country: str | None = None
-    """SpeciesNet: where the photos were taken, ISO 3166-1 alpha-3 (``KEN``, ``USA``): its geofence then
-    rolls up species not found there. None = no geofence."""
-    admin1_region: str | None = None
-    """SpeciesNet: the first-level region within ``country`` (a US state code such as ``CA``)."""
-    classify_image_size: int | None = None
-    """Classifier input size; None = the model's own pretrained configuration (224 for most)."""
-    shard_size: int = 2000
-    """Images per detection shard: one Batch job. ~2,000 amortizes model load and container pull."""
-    classify_shard_crops: int = 20000
-    """Crops per classification shard (whole detection shards are never split)."""
-    detection_only: bool = False
-    """Skip stage 2 (also implied when no classifier is given)."""
-    incremental: bool = False
-    """Skip images that an earlier run on the same input already processed (same URI and ETag)."""
-    max_concurrency: int = 100
-    """Shards processed at once (Distributed Map child executions, i.e. GPU jobs in flight)."""
-    tolerated_failure_percentage: float = 5.0
-    """Failed shards (in percent) a stage tolerates before the run fails; the rest are listed."""
-    materialize_batch_threshold: int = 1_000_000
-    """Runs with more images than this are merged by a Batch job instead of a Lambda (15 min cap)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Not settable: reserved for future keys read from older run.json files."""
+    input: str = setting("", "Where the images are: s3://bucket/prefix/ or a local folder.", changes_results=True)
+    detector: str = setting(
+        "",
+        "Detector weights (.pt): an ultralytics checkpoint (MegaDetector v1000 larch/sorrel, YOLOv8-11) or a YOLOv5 "
+        "repository checkpoint (MegaDetector v5a/v5b, v1000 redwood/spruce); a local path or an s3:// URI.",
+        profile="models.detector",
+        options=_BOTH,
+        changes_results=True,
+    )
+    run_id: str | None = setting(None, "Name of the run; defaults to the execution name. Same id = resume.")
+    output: str | None = setting(
+        None, "Where run folders go (s3:// root); defaults to the pipeline bucket.", options=_START
+    )
+    detector_classes: str | dict[str, str] = setting(
+        "megadetector",
+        "Map from detector classes to animal/person/vehicle: megadetector, coco, or a JSON object {class: category}.",
+        profile="models.detector_classes",
+        options=_RUN,
+        changes_results=True,
+    )
+    detector_format: str = setting(
+        "auto",
+        "How to load the detector: auto (from what the file is), ultralytics, or yolov5 (YOLOv5 repository).",
+        profile="models.detector_format",
+        options=_RUN,
+        changes_results=True,
+        choices=DETECTOR_FORMATS,
+    )
+    image_size: int = setting(
+        640,
+        "Detector input size in pixels, a multiple of 32 (1280 for MegaDetector v5a/v1000 at full resolution).",
+        profile="detection.image_size",
+        options=_BOTH,
+        changes_results=True,
+        bounds=(32, 4096),
+    )
+    batch_size: int = setting(
+        16,
+        "Images per detector batch; halved automatically on CUDA out-of-memory.",
+        profile="detection.batch_size",
+        options=_RUN,
+        bounds=(1, 1024),
+    )
+    detection_threshold: float = setting(
+        0.005,
+        "Detections below this confidence are not written (MegaDetector's convention).",
+        profile="detection.threshold",
+        changes_results=True,
+        bounds=(0.0, 1.0),
+    )
+    exact_decode: bool = setting(
+        True,
+        "Decode every JPEG at full size as MegaDetector does (its boxes exactly); --fast-decode decodes at the "
+        "reduced size the model needs: less CPU per image, boxes that differ from MegaDetector's.",
+        profile="detection.exact_decode",
+        options=_RUN,
+        changes_results=True,
+        flag="--fast-decode",
+    )
+    typical_detection_threshold: float = setting(
+        0.2,
+        "Display threshold written for Timelapse and used in the summary's counts.",
+        profile="detection.typical_threshold",
+        bounds=(0.0, 1.0),
+    )
+    classifier: str | None = setting(
+        None,
+        "Classifier: a SpeciesNet model folder (with its info.json) or a timm checkpoint (with classifier_arch and "
+        "classifier_labels); a local path or an s3:// URI. None = detection only.",
+        profile="models.classifier",
+        options=_BOTH,
+        changes_results=True,
+    )
+    classifier_arch: str | None = setting(
+        None,
+        "timm architecture of the classifier, e.g. efficientnet_b0.",
+        profile="models.classifier_arch",
+        options=_BOTH,
+        changes_results=True,
+    )
+    classifier_labels: str | None = setting(
+        None,
+        "Labels file of a timm classifier: one species name per line, in class-index order.",
+        profile="models.classifier_labels",
+        options=_BOTH,
+        changes_results=True,
+    )
+    classification_threshold: float = setting(
+        0.2,
+        "Animal detections at or above this confidence are cropped and classified (a SpeciesNet folder classifies "
+        "every detection at or above its own 0.1, as SpeciesNet does).",
+        profile="classification.threshold",
+        changes_results=True,
+        bounds=(0.0, 1.0),
+    )
+    classify_batch_size: int = setting(
+        32,
+        "Crops per classifier batch.",
+        profile="classification.batch_size",
+        options=_RUN,
+        bounds=(1, 4096),
+    )
+    country: str | None = setting(
+        None,
+        "SpeciesNet: where the photos were taken, ISO 3166-1 alpha-3 (KEN, USA); its geofence then rolls up "
+        "species not found there. None = no geofence.",
+        profile="classification.country",
+        options=_RUN,
+        changes_results=True,
+    )
+    admin1_region: str | None = setting(
+        None,
+        "SpeciesNet: the first-level region within country (a US state code such as CA).",
+        profile="classification.admin1_region",
+        options=_RUN,
+        changes_results=True,
+    )
+    classify_image_size: int | None = setting(
+        None,
+        "Classifier input size; none = the model's own pretrained configuration (224 for most).",
+        profile="classification.image_size",
+        changes_results=True,
+        bounds=(16, 1024),
+    )
+    shard_size: int = setting(
+        2000,
+        "Images per detection shard, i.e. per GPU job: about 2,000 amortizes model load and container start.",
+        profile="shard_size",
+        options=_BOTH,
+        changes_results=True,
+        bounds=(1, 100_000),
+    )
+    classify_shard_crops: int = setting(
+        20000,
+        "Crops per classification shard (whole detection shards are never split).",
+        profile="classification.shard_crops",
+        bounds=(1, 1_000_000),
+    )
+    detection_only: bool = setting(
+        False,
+        "Skip species classification (also implied when no classifier is given).",
+        profile="detection_only",
+        options=_BOTH,
+    )
+    incremental: bool = setting(
+        False,
+        "Skip images that an earlier run on the same input already processed (same URI and ETag).",
+        profile="incremental",
+        options=_START,
+    )
+    max_concurrency: int = setting(
+        100,
+        "Shards processed at once (Distributed Map child executions, i.e. GPU jobs in flight).",
+        profile="max_concurrency",
+        options=_START,
+        # A Distributed Map runs at most 10,000 child executions at once.
+        bounds=(1, 10_000),
+    )
+    tolerated_failure_percentage: float = setting(
+        5.0,
+        "Failed shards (in percent) a stage tolerates before the run fails; the rest are listed.",
+        profile="tolerated_failure_percentage",
+        # 100 would accept a run in which every shard failed; anything below it must be said on purpose.
+        bounds=(0.0, 100.0),
+        below_high=True,
+    )
+    materialize_batch_threshold: int = setting(
+        1_000_000,
+        "Runs with more images than this are merged by a Batch job instead of a Lambda (15-minute cap).",
+        profile="materialize_batch_threshold",
+        bounds=(0, 10**10),
+    )
 
     @property
     def classify(self) -> bool:
@@ -97,12 +243,16 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``run.json``; :func:`parse_config` reads it back."""
-        data = dataclasses.asdict(self)
-        data.pop("extra")
-        return data
+        return dataclasses.asdict(self)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "extra"}
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)}
+"""Every run setting by name, in the order RunConfig declares them."""
+
+RESULT_SETTINGS = tuple(name for name, known in SETTINGS.items() if known.changes_results)
+"""Settings that change results: a resumed run must keep them."""
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _REQUIRED = ("input", "detector")
 
 
@@ -195,38 +345,21 @@ def parse_config(raw: Any, *, default_run_id: str | None = None, default_output:
 
     if "detector_classes" in values:
         values["detector_classes"] = _class_map(values["detector_classes"])
-    if values.get("detector_format", "auto") not in DETECTOR_FORMATS:
-        raise ConfigError(
-            f"detector_format must be one of {', '.join(DETECTOR_FORMATS)}, got {values['detector_format']!r}"
-        )
-    ints = {
-        "image_size": (32, 4096),
-        "batch_size": (1, 1024),
-        "classify_batch_size": (1, 4096),
-        "shard_size": (1, 100_000),
-        "classify_shard_crops": (1, 1_000_000),
-        # A Distributed Map runs at most 10,000 child executions at once.
-        "max_concurrency": (1, 10_000),
-        "materialize_batch_threshold": (0, 10**10),
-    }
-    for key, (low, high) in ints.items():
-        if key in values:
-            values[key] = _int(key, values[key], low, high)
+    for key, known in SETTINGS.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        kind = _FIELDS[key].type.split(" | ")[0]  # "int", "float", "bool", "str" (annotations are text here)
+        if known.choices and value not in known.choices:
+            raise ConfigError(f"{key} must be one of {', '.join(known.choices)}, got {value!r}")
+        if kind == "bool":
+            values[key] = _bool(key, value)
+        elif known.bounds is not None and kind == "int":
+            values[key] = _int(key, value, int(known.bounds[0]), int(known.bounds[1]))
+        elif known.bounds is not None:
+            values[key] = _float(key, value, *known.bounds, high_open=known.below_high)
     if values.get("image_size", 640) % 32:
         raise ConfigError(f"image_size must be a multiple of 32 (the detector's stride), got {values['image_size']}")
-    if values.get("classify_image_size") is not None:
-        values["classify_image_size"] = _int("classify_image_size", values["classify_image_size"], 16, 1024)
-    for key in ("detection_threshold", "typical_detection_threshold", "classification_threshold"):
-        if key in values:
-            values[key] = _float(key, values[key], 0.0, 1.0)
-    if "tolerated_failure_percentage" in values:
-        # 100 would accept a run in which every shard failed; anything below it must be said on purpose.
-        values["tolerated_failure_percentage"] = _float(
-            "tolerated_failure_percentage", values["tolerated_failure_percentage"], 0.0, 100.0, high_open=True
-        )
-    for key in ("detection_only", "incremental", "exact_decode"):
-        if key in values:
-            values[key] = _bool(key, values[key])
     if values.get("country") is not None and not re.fullmatch(r"[A-Z]{3}", str(values["country"])):
         raise ConfigError(f"country must be an ISO 3166-1 alpha-3 code such as KEN or USA, got {values['country']!r}")
     if values.get("admin1_region") is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from wildlife_common import speciesnet, storage
-from wildlife_common.config import RunConfig, parse_config
+from wildlife_common.config import RESULT_SETTINGS, RunConfig, parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.images import is_image
 from wildlife_common.incremental import ProcessedImages
@@ -34,25 +34,6 @@ from wildlife_common.records import (
 from wildlife_common.run_folder import committed_classifications, committed_detections, load_run, now, read_plan
 
 log = logging.getLogger(__name__)
-
-# Settings that change results: a resumed run must keep them, or its table would mix two models.
-RESULT_SETTINGS = (
-    "input",
-    "detector",
-    "detector_classes",
-    "detector_format",
-    "image_size",
-    "detection_threshold",
-    "exact_decode",
-    "classifier",
-    "classifier_arch",
-    "classifier_labels",
-    "classification_threshold",
-    "country",
-    "admin1_region",
-    "classify_image_size",
-    "shard_size",
-)
 
 
 def resolve_run(raw_config: Any, execution_name: str | None, default_output: str | None) -> tuple[RunConfig, RunLayout]:
