@@ -73,8 +73,3 @@ def cut_crops(crops: list[Crop]) -> None:
         if not ok:
             raise RuntimeError(f"could not encode crop {crop.uri}")
         storage.write_bytes(crop.uri, encoded.tobytes(), intermediate=True, content_type="image/jpeg")
-
-
-def cut_crop(crop: Crop) -> None:
-    """Cut and store one crop."""
-    cut_crops([crop])

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 from PIL import Image
 from wildlife_common import storage
-from wildlife_gpu.crops import CROP_MARGIN, Crop, crop_region, cut_crop
+from wildlife_gpu.crops import CROP_MARGIN, Crop, crop_region, cut_crops
 from wildlife_gpu.detector import Box
 from wildlife_gpu.images import DecodedImage
 
@@ -25,7 +25,7 @@ def test_a_crop_holds_the_boxed_pixels(tmp_path) -> None:
     pixels[200:300, 400:600] = (200, 30, 30)  # a red "animal" 200 x 100 px
     decoded = DecodedImage(pixels=pixels, width=800, height=600, datetime=datetime(2026, 1, 1))
     uri = str(tmp_path / "crop.jpg")
-    cut_crop(Crop(uri, Box(400, 200, 600, 300, 0.9, "animal"), decoded, None))
+    cut_crops([Crop(uri, Box(400, 200, 600, 300, 0.9, "animal"), decoded, None)])
     crop = np.asarray(Image.open(io.BytesIO(storage.read_bytes(uri))).convert("RGB"))
     margin_x, margin_y = int(200 * CROP_MARGIN), int(100 * CROP_MARGIN)
     assert crop.shape[:2] == (100 + 2 * margin_y, 200 + 2 * margin_x)
@@ -40,7 +40,7 @@ def test_boxes_in_full_resolution_pixels_are_cut_from_a_reduced_decode(tmp_path)
     pixels[100:150, 200:300] = (200, 30, 30)  # the "animal" of the test above, at half size
     decoded = DecodedImage(pixels=pixels, width=800, height=600, datetime=None)
     uri = str(tmp_path / "crop.jpg")
-    cut_crop(Crop(uri, Box(400, 200, 600, 300, 0.9, "animal"), decoded, None))
+    cut_crops([Crop(uri, Box(400, 200, 600, 300, 0.9, "animal"), decoded, None)])
     crop = np.asarray(Image.open(io.BytesIO(storage.read_bytes(uri))).convert("RGB"))
     assert crop.shape[:2] == (60, 120)  # (100 + 2 x 10 margin, 200 + 2 x 20) at half size
     assert np.allclose(crop[15:45, 20:100].reshape(-1, 3).mean(axis=0), (200, 30, 30), atol=8)
