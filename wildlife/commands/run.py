@@ -23,12 +23,13 @@ from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import is_image
 from wildlife_common.planning import RESULT_SETTINGS
 
-from wildlife.cli import UsageError
-from wildlife.engine.local import ROOT
+from wildlife.errors import UsageError
 from wildlife.live import LiveView, summary_lines
 from wildlife.profiles import load_profile
 
-DEMO_MODELS = ROOT / "demo" / "models"
+# The repository's demo pack, found from this file: importing the engine for its ROOT would load
+# moto and the SAM translator into every command, since the CLI imports every command to list them.
+DEMO_MODELS = Path(__file__).resolve().parents[2] / "demo" / "models"
 DEMO_IMAGE_SIZE = 320
 """The demo detector was trained at 320 px (demo/build.py) and is run at that size."""
 
