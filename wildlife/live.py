@@ -1,4 +1,4 @@
-"""What ``wildlife run`` shows: the live view of an execution and the summary at the end."""
+"""What ``wildlife run`` shows while a local run goes on: its states, shards, images per second and time left."""
 
 from __future__ import annotations
 
@@ -89,33 +89,3 @@ class LiveView:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
-
-
-def summary_lines(summary: dict[str, Any], run_id: str, seconds: float) -> list[str]:
-    threshold = summary.get("typical_detection_threshold", 0.2)
-    # Every image in exactly one bucket, so the four add up to the total (summary.json has each).
-    below = summary.get(
-        "images_below_threshold", summary.get("images_with_detections", 0) - summary["images_above_threshold"]
-    )
-    lines = [
-        f"run {run_id}: {summary.get('status')} in {duration(seconds)}",
-        f"  images      {summary['images']}: {summary['images_above_threshold']} with detections at or above "
-        f"{threshold}, {below} with detections below it only, {summary['empty_images']} empty, "
-        f"{summary['failed_images']} failed",
-    ]
-    by_category = summary.get("detections_above_threshold") or {}
-    lines.append(
-        "  detections  "
-        + (", ".join(f"{name} {count}" for name, count in sorted(by_category.items())) or "none")
-        + f" (conf >= {threshold})"
-    )
-    species = summary.get("species") or {}
-    if species:
-        top = sorted(species.items(), key=lambda item: (-item[1], item[0]))[:5]
-        lines.append("  top species " + ", ".join(f"{name} {count}" for name, count in top))
-    if summary.get("failure_reasons"):
-        lines.append("  failures    " + ", ".join(f"{k} {v}" for k, v in summary["failure_reasons"].items()))
-    failed = summary.get("shards", {}).get("failed") or []
-    if failed:
-        lines.append("  failed shards " + ", ".join(f"{f['stage']}/{f['shard']}" for f in failed))
-    return lines
