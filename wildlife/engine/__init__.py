@@ -2,5 +2,6 @@
 
 ``local`` builds and runs it (``LocalEngine``); ``template`` reads what to run from template.yaml;
 ``moto_hooks`` is the one module that touches moto's internals (see its docstring for what it patches
-and why); ``watch`` reads an execution's progress; ``capture`` gives jobs and functions their log files.
+and why); ``watch`` adds the jobs' image counts to an execution's progress (read by
+``wildlife.progress``, as ``wildlife watch`` reads it); ``capture`` gives jobs and functions their log files.
 """
