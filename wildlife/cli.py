@@ -20,10 +20,7 @@ from collections.abc import Sequence
 from wildlife_common.errors import PipelineError
 
 from wildlife import commands
-
-
-class UsageError(Exception):
-    """A wrong argument that the parser could not see (e.g. a folder that does not exist)."""
+from wildlife.errors import UsageError
 
 
 class OneLineParser(argparse.ArgumentParser):

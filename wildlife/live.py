@@ -1,11 +1,14 @@
-"""What ``wildlife run`` shows: the live view of an execution and the summary at the end."""
+"""What ``wildlife run`` shows while a local run goes on: its states, shards, images per second and time left."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from wildlife.progress import DETECTION, MapStage
 from wildlife.text import duration
+
+if TYPE_CHECKING:
+    from wildlife.engine.watch import Snapshot
 
 
 class LiveView:
@@ -18,7 +21,6 @@ class LiveView:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.shown = 0
-        self.entered: dict[str, datetime] = {}
         self.last_counts: dict[str, tuple[int, ...]] = {}
         self.progress: Any = None
         self.tasks: dict[str, Any] = {}
@@ -45,43 +47,48 @@ class LiveView:
         else:
             print(text, file=self.stream, flush=True)
 
-    def update(self, snapshot: Any) -> None:
+    def update(self, snapshot: Snapshot) -> None:
+        progress = snapshot.progress
         # A Map's counts are shown before the line that says it was left, so its last count comes first.
-        lines = {state: self._map_line(snapshot, state, counts) for state, counts in snapshot.maps.items()}
-        for event in snapshot.events[self.shown :]:
-            if event.kind == "entered":
-                self.entered[event.name] = event.at
-                self.print(f"→ {event.name}")
-            else:
-                if event.name in lines:
-                    self._show(event.name, *lines.pop(event.name))
-                began = self.entered.get(event.name)
-                took = f" ({duration((event.at - began).total_seconds())})" if began else ""
-                self.print(f"✓ {event.name}{took}")
-        self.shown = len(snapshot.events)
+        lines = {state: self._map_line(snapshot, stage) for state, stage in progress.maps.items()}
+        for step in progress.steps[self.shown :]:
+            if step.kind == "entered":
+                self.print(f"→ {step.state}")
+            elif step.kind == "exited":
+                if step.state in lines:
+                    self._show(step.state, *lines.pop(step.state))
+                took = "" if step.seconds is None else f" ({duration(step.seconds)})"
+                self.print(f"✓ {step.state}{took}{'' if step.plan is None else f': {step.plan}'}")
+            elif step.kind == "failed":
+                if step.state in lines:
+                    self._show(step.state, *lines.pop(step.state))
+                self.print(f"✗ {step.state} failed: {step.error or 'error'}")
+        self.shown = len(progress.steps)
         for state, line in lines.items():
             self._show(state, *line)
 
-    def _map_line(self, snapshot: Any, state: str, counts: Any) -> tuple[str, str, tuple[int, ...], Any]:
+    def _map_line(self, snapshot: Snapshot, stage: MapStage) -> tuple[str, str, tuple[int, ...], MapStage]:
+        detection = stage.state == DETECTION.map_state
         rate = ""
-        if state == "DetectShards" and snapshot.images_per_second:
+        if detection and snapshot.images_per_second:
             rate = f"{snapshot.images_per_second:.1f} images/s"
             if snapshot.eta_s is not None and snapshot.images_done < (snapshot.images_total or 0):
                 rate += f", about {duration(snapshot.eta_s)} left"
-        failed = f", {counts.failed} failed" if counts.failed else ""
-        line = f"{state}: {counts.done}/{counts.total} shards{failed}"
-        if state == "DetectShards" and snapshot.images_total is not None:
+        failed = f", {stage.failed} failed" if stage.failed else ""
+        total = "?" if stage.total is None else stage.total
+        line = f"{stage.state}: {stage.done}/{total} shards{failed}"
+        if detection and snapshot.images_total is not None:
             line += f", {snapshot.images_done}/{snapshot.images_total} images"
         # One plain line per change of the counts (not of the rate, which changes every poll).
-        return line, rate, (counts.done, counts.total, counts.failed, snapshot.images_done), counts
+        return line, rate, (stage.done, stage.total or 0, stage.failed, snapshot.images_done), stage
 
-    def _show(self, state: str, line: str, rate: str, key: tuple[int, ...], counts: Any) -> None:
+    def _show(self, state: str, line: str, rate: str, key: tuple[int, ...], stage: MapStage) -> None:
         if self.progress is not None:
             if state not in self.tasks:
-                self.tasks[state] = self.progress.add_task(f"{state} shards", total=counts.total, rate="")
+                self.tasks[state] = self.progress.add_task(f"{state} shards", total=stage.total, rate="")
             images = line.split(" shards", 1)[1].lstrip(", ")
             detail = " · ".join(part for part in (images, rate) if part)
-            self.progress.update(self.tasks[state], completed=counts.done, total=counts.total, rate=detail)
+            self.progress.update(self.tasks[state], completed=stage.done, total=stage.total, rate=detail)
         elif self.last_counts.get(state) != key:
             self.last_counts[state] = key
             self.print(f"  {line}{' · ' + rate if rate else ''}")
@@ -89,33 +96,3 @@ class LiveView:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
-
-
-def summary_lines(summary: dict[str, Any], run_id: str, seconds: float) -> list[str]:
-    threshold = summary.get("typical_detection_threshold", 0.2)
-    # Every image in exactly one bucket, so the four add up to the total (summary.json has each).
-    below = summary.get(
-        "images_below_threshold", summary.get("images_with_detections", 0) - summary["images_above_threshold"]
-    )
-    lines = [
-        f"run {run_id}: {summary.get('status')} in {duration(seconds)}",
-        f"  images      {summary['images']}: {summary['images_above_threshold']} with detections at or above "
-        f"{threshold}, {below} with detections below it only, {summary['empty_images']} empty, "
-        f"{summary['failed_images']} failed",
-    ]
-    by_category = summary.get("detections_above_threshold") or {}
-    lines.append(
-        "  detections  "
-        + (", ".join(f"{name} {count}" for name, count in sorted(by_category.items())) or "none")
-        + f" (conf >= {threshold})"
-    )
-    species = summary.get("species") or {}
-    if species:
-        top = sorted(species.items(), key=lambda item: (-item[1], item[0]))[:5]
-        lines.append("  top species " + ", ".join(f"{name} {count}" for name, count in top))
-    if summary.get("failure_reasons"):
-        lines.append("  failures    " + ", ".join(f"{k} {v}" for k, v in summary["failure_reasons"].items()))
-    failed = summary.get("shards", {}).get("failed") or []
-    if failed:
-        lines.append("  failed shards " + ", ".join(f"{f['stage']}/{f['shard']}" for f in failed))
-    return lines

@@ -14,6 +14,7 @@ from tests.helpers import commit_detection_shard, put_images
 from tests.ops_support import REGION, STACK, create_stack, create_state_machine
 from wildlife.cli import main
 from wildlife.ops import stack as outputs
+from wildlife.summary import summary_lines
 
 plan = load_handler("plan_detection").lambda_handler
 materialize = load_handler("materialize").lambda_handler
@@ -53,7 +54,10 @@ def test_report_shows_counts_failures_speed_and_the_cost_from_known_job_duration
     cost = summary["cost"]
     lines = out.splitlines()
     assert lines[0] == "run r1 (execution no longer listed)  s3://pipeline/runs/r1/"
-    assert "  images        6: 2 with detections above 0.2, 2 with any, 3 empty, 1 failed (unreadable 1)" in lines
+    # The four buckets add up to the total, as wildlife run shows them (one rendering of summary.json).
+    images = "6: 2 with detections at or above 0.2, 0 with detections below it only, 3 empty, 1 failed (unreadable 1)"
+    assert f"  images        {images}" in lines
+    assert lines[2 : 2 + len(summary_lines(summary))] == summary_lines(summary)
     assert "  failed shards none" in lines
     # 6 images over 3,600 GPU-seconds.
     assert any(

@@ -288,6 +288,32 @@ def test_follow_stops_at_its_timeout_while_the_run_goes_on(local) -> None:
     assert any("▶ PlanDetection" in line for line in seen)
 
 
+def test_the_shards_total_is_the_plans_even_while_the_map_run_has_read_only_part_of_its_list(
+    local, monkeypatch
+) -> None:
+    aws, arns = local
+    deploy(aws, arns)
+    aws.set_batch_runner(Runner(failing=set()))
+    main(START)
+    stack = load_stack(Aws(region=REGION), STACK)
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":r1"
+    follower = Follower(Aws(region=REGION), stack, arn)
+    real = follower.sfn.describe_map_run
+
+    def reading(**kwargs):
+        # As on a busy machine: the ItemReader has read 2 of the plan's 3 shards so far.
+        described = real(**kwargs)
+        return {**described, "itemCounts": {**described["itemCounts"], "total": 2}}
+
+    monkeypatch.setattr(follower.sfn, "describe_map_run", reading)
+    seen: list[str] = []
+
+    follow(follower, seen.append, poll_s=0.05, timeout_s=60)
+
+    progress = [line for line in seen if "shards done" in line]
+    assert progress and all("/3 shards done" in line for line in progress), progress
+
+
 def test_a_sync_cause_is_read_as_the_batch_job_it_describes() -> None:
     cause = json.dumps(
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from wildlife.errors import UsageError
 from wildlife.ops.aws import Aws
 from wildlife.ops.stack import Stack, load_stack
 
@@ -25,8 +26,6 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
 
 def open_stack(args: argparse.Namespace) -> tuple[Aws, Stack]:
     """The clients and the stack the options name."""
-    from wildlife.cli import UsageError
-
     if not args.stack:
         raise UsageError(f"which stack? pass --stack NAME or set {STACK_ENV}")
     aws = Aws(region=args.region, profile=args.aws_profile)

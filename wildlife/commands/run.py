@@ -23,12 +23,15 @@ from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import is_image
 from wildlife_common.planning import RESULT_SETTINGS
 
-from wildlife.cli import UsageError
-from wildlife.engine.local import ROOT
-from wildlife.live import LiveView, summary_lines
+from wildlife.errors import UsageError
+from wildlife.live import LiveView
 from wildlife.profiles import load_profile
+from wildlife.summary import summary_lines
+from wildlife.text import duration
 
-DEMO_MODELS = ROOT / "demo" / "models"
+# The repository's demo pack, found from this file: importing the engine for its ROOT would load
+# moto and the SAM translator into every command, since the CLI imports every command to list them.
+DEMO_MODELS = Path(__file__).resolve().parents[2] / "demo" / "models"
 DEMO_IMAGE_SIZE = 320
 """The demo detector was trained at 320 px (demo/build.py) and is run at that size."""
 
@@ -296,7 +299,8 @@ def run(args: argparse.Namespace) -> int:
         raise RunFailed(f"run {run_id} {result.status.lower()}: {cause}")
     summary_path = run_folder / "final" / "summary.json"
     summary = json.loads(summary_path.read_text())
-    for line in summary_lines(summary, run_id, seconds):
+    print(f"run {run_id}: {summary.get('status')} in {duration(seconds)}")
+    for line in summary_lines(summary):
         print(line)
     print("outputs")
     for name in ("detections.parquet", "megadetector.json", "speciesnet.json", "summary.json"):

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wildlife.cli import UsageError
 from wildlife.commands._stack import add_stack_options, open_stack
+from wildlife.errors import UsageError
 from wildlife.ops import console
 from wildlife.ops.follow import Follower, follow
 from wildlife.ops.runs import start_run

@@ -1,12 +1,12 @@
 """Following one execution as it runs: what ``wildlife watch`` prints.
 
 Each poll reads what the Step Functions console shows (the execution history, the Map Runs'
-item counts) and what it does not (the Batch jobs of this run that failed, with their log
-streams and last log lines), and returns only what changed since the last poll:
+item counts, read into a ``wildlife.progress.Progress`` as ``wildlife run``'s live view reads
+them) and what it does not (the Batch jobs of this run that failed, with their log streams and
+last log lines), and returns only what changed since the last poll:
 
-- states entered and left, with how long each took;
-- for each Distributed Map, shards done out of total whenever the counts change
-  (``DescribeMapRun`` ``itemCounts``);
+- states entered and left, with how long each took, and what the planning states planned;
+- for each Distributed Map, shards done out of the plan's total whenever the counts change;
 - failed states with their error and cause; a cause that is a Batch job (a ``.sync`` task's
   failure) is shown as the job: status reason, exit code, log stream;
 - Batch jobs of this run that FAILED after their retries (``ListJobs`` on the stack's queue, kept
@@ -31,6 +31,7 @@ from wildlife.ops import console
 from wildlife.ops.aws import Aws, aws_errors
 from wildlife.ops.runs import TERMINAL, Execution, describe
 from wildlife.ops.stack import Stack
+from wildlife.progress import MapStage, Progress, Step, read_progress
 from wildlife.text import duration
 
 DEFAULT_LOG_LINES = 10
@@ -122,12 +123,8 @@ class Follower:
     log_lines: int = DEFAULT_LOG_LINES
     execution: Execution | None = None
     run_uri: str | None = None
-    _events_seen: int = 0
-    _entered: dict[str, datetime] = field(default_factory=dict)
-    _failed_states: set[str] = field(default_factory=set)
-    _current: str | None = None
-    _map_run: str | None = None
-    _map_runs: dict[str, str] = field(default_factory=dict)
+    _steps_shown: int = 0
+    _end_shown: bool = False
     _map_counts: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _jobs_reported: set[str] = field(default_factory=set)
 
@@ -144,15 +141,17 @@ class Follower:
             events = []
             for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=self.execution_arn):
                 events += page["events"]
-        lines: list[str] = []
-        ending: list[str] = []
-        for event in events[self._events_seen :]:
-            # How the run ended comes last, after the shard counts and failed jobs of this poll.
-            (ending if event["type"].startswith("Execution") else lines).extend(self._event(event))
-        self._events_seen = len(events)
-        lines += self._map_progress()
+        progress = read_progress(events, self._describe_map_run)
+        self.run_uri = progress.run_uri or self.run_uri
+        lines = [line for step in progress.steps[self._steps_shown :] for line in self._step(step, progress)]
+        self._steps_shown = len(progress.steps)
+        lines += [line for stage in progress.maps.values() for line in self._map_line(stage)]
         lines += self._failed_jobs()
-        return lines + ending
+        # How the run ended comes last, after the shard counts and failed jobs of this poll.
+        if progress.ended is not None and not self._end_shown:
+            self._end_shown = True
+            lines += self._ending(progress)
+        return lines
 
     @property
     def done(self) -> bool:
@@ -160,83 +159,41 @@ class Follower:
 
     # ---------------------------------------------------------------------------------------------
 
-    def _event(self, event: dict[str, Any]) -> list[str]:
-        kind: str = event["type"]
-        at: datetime = event["timestamp"]
-        stamp = f"{at:%H:%M:%S}"
-        if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            self._entered[name] = at
-            self._current = name
-            return [f"{stamp}  ▶ {name}"]
-        if kind.endswith("StateExited"):
-            details = event["stateExitedEventDetails"]
-            name = details["name"]
-            if name in self._failed_states:
-                return []
-            took = (at - self._entered[name]).total_seconds() if name in self._entered else 0.0
-            return [f"{stamp}  ✓ {name} ({duration(took)}){self._exit_note(name, details.get('output'))}"]
-        if kind == "MapRunStarted":
-            self._map_run = event["mapRunStartedEventDetails"]["mapRunArn"]
-            self._map_runs[self._map_run] = self._current or "Map"
-            return []
-        # A Map Run that ended: its final counts now, before the state's exit or failure.
-        final_counts = self._map_line(self._map_run) if kind.startswith("MapRun") and self._map_run else []
-        if kind == "MapRunFailed":
-            details = event.get("mapRunFailedEventDetails", {})
-            return final_counts + self._failure(stamp, self._current, details.get("error"), details.get("cause"))
-        if kind.startswith("MapRun"):
-            return final_counts
-        if kind.endswith("Failed") and kind != "ExecutionFailed" and not kind.endswith("StateFailed"):
-            # TaskFailed, LambdaFunctionFailed, ...: the details key is the event type's, camelCase.
-            details = event.get(kind[0].lower() + kind[1:] + "EventDetails", {})
-            return self._failure(stamp, self._current, details.get("error"), details.get("cause"))
-        if kind.endswith("TimedOut") and kind != "ExecutionTimedOut":
-            details = event.get(kind[0].lower() + kind[1:] + "EventDetails", {})
-            return self._failure(stamp, self._current, details.get("error", "States.Timeout"), details.get("cause"))
-        if kind == "ExecutionSucceeded":
-            # The event carries the run's output; the execution described a moment earlier may still
-            # have been running, without one (seen under load: the line then lacked its counts).
-            details = event.get("executionSucceededEventDetails", {})
-            note = self._result_note(details.get("output"))
-            return [f"{stamp}  ✓ run SUCCEEDED in {duration(self._elapsed(at))}{note}"]
-        if kind == "ExecutionFailed":
-            details = event.get("executionFailedEventDetails", {})
-            return [f"{stamp}  ✗ run FAILED after {duration(self._elapsed(at))}: {_error_line(details)}"]
-        if kind == "ExecutionTimedOut":
-            return [f"{stamp}  ✗ run TIMED OUT after {duration(self._elapsed(at))}"]
-        if kind == "ExecutionAborted":
-            return [f"{stamp}  ✗ run ABORTED after {duration(self._elapsed(at))} (stopped by hand or by API)"]
+    def _describe_map_run(self, arn: str) -> dict[str, Any]:
+        with aws_errors(f"reading the Map Run {arn}"):
+            return dict(self.sfn.describe_map_run(mapRunArn=arn))
+
+    def _step(self, step: Step, progress: Progress) -> list[str]:
+        stamp = f"{step.at:%H:%M:%S}"
+        if step.kind == "entered":
+            return [f"{stamp}  ▶ {step.state}"]
+        if step.kind == "exited":
+            note = "" if step.plan is None else f": {step.plan}"
+            return [f"{stamp}  ✓ {step.state} ({duration(step.seconds or 0.0)}){note}"]
+        if step.kind == "map ended":
+            # The Map Run's final counts, before the state's exit or failure.
+            return self._map_line(progress.maps[step.state])
+        if step.kind == "failed":
+            return self._failure(stamp, step.state, step.error, step.cause)
         return []
 
-    def _elapsed(self, at: datetime) -> float:
-        assert self.execution is not None
-        return (at - self.execution.started).total_seconds()
+    def _ending(self, progress: Progress) -> list[str]:
+        assert progress.ended is not None
+        stamp = f"{progress.ended:%H:%M:%S}"
+        took = duration(progress.seconds or 0.0)
+        if progress.status == "SUCCEEDED":
+            # The event carries the run's output; the execution described a moment earlier may still
+            # have been running, without one (seen under load: the line then lacked its counts).
+            return [f"{stamp}  ✓ run SUCCEEDED in {took}{self._result_note(progress.output)}"]
+        if progress.status == "FAILED":
+            details = {"error": progress.error, "cause": progress.cause}
+            return [f"{stamp}  ✗ run FAILED after {took}: {_error_line(details)}"]
+        if progress.status == "TIMED_OUT":
+            return [f"{stamp}  ✗ run TIMED OUT after {took}"]
+        return [f"{stamp}  ✗ run ABORTED after {took} (stopped by hand or by API)"]
 
-    def _exit_note(self, name: str, output: str | None) -> str:
-        """What a state's output says that an operator wants to see (the plan's size)."""
-        try:
-            value = json.loads(output or "{}")
-        except ValueError:
-            return ""
-        run = value.get("run") if isinstance(value, dict) else None
-        if name == "PlanDetection" and isinstance(run, dict) and "shard_count" in run:
-            if isinstance(run.get("run_uri"), str):
-                self.run_uri = run["run_uri"]
-            return f": {run.get('pending_images', '?'):,} images in {run['shard_count']:,} shards"
-        classification = value.get("classification") if isinstance(value, dict) else None
-        if name == "PlanClassification" and isinstance(classification, dict):
-            return f": {classification.get('crops', '?'):,} crops in {classification.get('shard_count', '?'):,} shards"
-        return ""
-
-    def _result_note(self, event_output: str | None = None) -> str:
-        output = self.execution.output if self.execution else None
-        if event_output:
-            try:
-                parsed = json.loads(event_output)
-            except ValueError:
-                parsed = None
-            output = parsed if isinstance(parsed, dict) else output
+    def _result_note(self, output: dict[str, Any] | None) -> str:
+        output = output or (self.execution.output if self.execution else None)
         if not output or "images" not in output:
             return ""
         failed = output.get("failed_shards") or []
@@ -245,10 +202,7 @@ class Follower:
             note += f", {len(failed)} failed shard(s): {', '.join(failed[:10])}"
         return note
 
-    def _failure(self, stamp: str, state: str | None, error: str | None, cause: str | None) -> list[str]:
-        if state:
-            self._failed_states.add(state)
-        where = state or "run"
+    def _failure(self, stamp: str, where: str, error: str | None, cause: str | None) -> list[str]:
         job = batch_job_in(cause)
         if job is None:
             return [f"{stamp}  ✗ {where} failed: {_error_line({'error': error, 'cause': cause})}"]
@@ -260,23 +214,16 @@ class Follower:
         self._jobs_reported.add(failure.job_id)
         return [first, *self._job_lines(failure)]
 
-    def _map_progress(self) -> list[str]:
-        return [line for arn in self._map_runs for line in self._map_line(arn)]
-
-    def _map_line(self, arn: str) -> list[str]:
-        """The Map Run's shards done out of total, when they changed since last shown."""
-        state = self._map_runs[arn]
-        with aws_errors(f"reading the Map Run of {state}"):
-            counts = self.sfn.describe_map_run(mapRunArn=arn)["itemCounts"]
-        failed = counts.get("failed", 0) + counts.get("timedOut", 0) + counts.get("aborted", 0)
-        key = (counts.get("total", 0), counts.get("succeeded", 0), failed, counts.get("running", 0))
-        if self._map_counts.get(arn) == key or key[0] == 0:
-            return []  # unchanged, or the shard list is not read yet
-        self._map_counts[arn] = key
-        total, succeeded, failed, running = key
+    def _map_line(self, stage: MapStage) -> list[str]:
+        """The Map's shards done out of the plan's total, when they changed since last shown."""
+        key = (stage.succeeded, stage.failed, stage.running)
+        if self._map_counts.get(stage.state) == key:
+            return []
+        self._map_counts[stage.state] = key
+        total = "?" if stage.total is None else stage.total
         return [
-            f"{datetime.now():%H:%M:%S}    {state}: {succeeded + failed}/{total} shards done"
-            f" ({succeeded} succeeded, {failed} failed, {running} running)"
+            f"{datetime.now():%H:%M:%S}    {stage.state}: {stage.done}/{total} shards done"
+            f" ({stage.succeeded} succeeded, {stage.failed} failed, {stage.running} running)"
         ]
 
     def _failed_jobs(self) -> list[str]:

@@ -22,6 +22,7 @@ from wildlife_common.layout import RunLayout
 from wildlife.ops.aws import Aws, RunNotFound
 from wildlife.ops.runs import Execution, find_run, read_json
 from wildlife.ops.stack import Stack
+from wildlife.summary import line, summary_lines
 from wildlife.text import duration
 
 JOBS_LISTED = 20
@@ -90,33 +91,17 @@ def _usd(value: float | None) -> str:
     return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
-def _counts(mapping: dict[str, Any]) -> str:
-    return ", ".join(f"{name} {count:,}" for name, count in mapping.items()) or "none"
-
-
 def format_report(report: Report, *, all_jobs: bool = False) -> list[str]:
     """The report as lines of text."""
     s = report.summary
     cost = report.cost
     ex = report.execution
     state = f"{ex.status}, {duration(ex.seconds)}" if ex else "execution no longer listed"
-    threshold = s.get("typical_detection_threshold")
     lines = [
         f"run {report.run_id} ({state})  {report.run_uri}",
-        f"  status        {s.get('status')}: {s.get('message', '')}",
-        f"  images        {s.get('images', 0):,}: {s.get('images_above_threshold', 0):,} with detections above "
-        f"{threshold}, {s.get('images_with_detections', 0):,} with any, {s.get('empty_images', 0):,} empty, "
-        f"{s.get('failed_images', 0):,} failed"
-        + (f" ({_counts(s['failure_reasons'])})" if s.get("failure_reasons") else ""),
-        f"  detections    {s.get('detections', 0):,} ({_counts(s.get('detections_above_threshold', {}))} "
-        f"above {threshold})",
+        line("status", f"{s.get('status')}: {s.get('message', '')}"),
+        *summary_lines(s),
     ]
-    if s.get("species"):
-        lines.append(f"  species       {_counts(dict(list(s['species'].items())[:10]))}")
-    shards = s.get("shards", {})
-    failed = shards.get("failed", [])
-    failed_text = ", ".join(f"{f['stage']}/{f['shard']}" for f in failed) if failed else "none"
-    lines.append(f"  failed shards {failed_text}")
     for stage, label in (("stage1", "detection"), ("stage2", "classification")):
         timing = s.get("timings", {}).get(stage) or {}
         if not timing.get("shards"):
