@@ -107,3 +107,24 @@ def test_profiles_and_resume_checks_come_from_the_settings_list() -> None:
     assert in_profiles == {name for name, known in SETTINGS.items() if known.profile}
     assert profiles.SECTIONS["detection"]["threshold"] == "detection_threshold"
     assert "shard_size" in RESULT_SETTINGS and "batch_size" not in RESULT_SETTINGS
+
+
+def test_the_run_and_start_options_are_the_settings_marked_for_them() -> None:
+    import argparse
+
+    from wildlife.options import add_setting_options, setting_values
+
+    for command in ("run", "start"):
+        parser = argparse.ArgumentParser()
+        add_setting_options(parser, command)
+        marked = {name for name, known in SETTINGS.items() if command in known.options}
+        assert {action.dest for action in parser._actions} - {"help"} == marked
+        assert setting_values(parser.parse_args([]), command) == {}
+    parser = argparse.ArgumentParser()
+    add_setting_options(parser, "run")
+    given = parser.parse_args(["--image-size", "1280", "--fast-decode", "--detector-classes", '{"0": "animal"}'])
+    assert setting_values(given, "run") == {
+        "image_size": 1280,
+        "exact_decode": False,
+        "detector_classes": {"0": "animal"},
+    }

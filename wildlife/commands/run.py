@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from wildlife_common import speciesnet, storage
-from wildlife_common.config import parse_config
+from wildlife_common.config import RESULT_SETTINGS, parse_config
 from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import is_image
-from wildlife_common.planning import RESULT_SETTINGS
 
 from wildlife.errors import UsageError
 from wildlife.live import LiveView
+from wildlife.options import add_setting_options, setting_values
 from wildlife.profiles import load_profile
 from wildlife.summary import summary_lines
 from wildlife.text import duration
@@ -35,23 +35,6 @@ DEMO_MODELS = Path(__file__).resolve().parents[2] / "demo" / "models"
 DEMO_IMAGE_SIZE = 320
 """The demo detector was trained at 320 px (demo/build.py) and is run at that size."""
 
-# Command-line option (argparse dest) → run config key.
-_OPTIONS = {
-    "detector": "detector",
-    "detector_classes": "detector_classes",
-    "detector_format": "detector_format",
-    "classifier": "classifier",
-    "classifier_arch": "classifier_arch",
-    "classifier_labels": "classifier_labels",
-    "image_size": "image_size",
-    "batch_size": "batch_size",
-    "classify_batch_size": "classify_batch_size",
-    "shard_size": "shard_size",
-    "detection_only": "detection_only",
-    "exact_decode": "exact_decode",
-    "country": "country",
-    "admin1_region": "admin1_region",
-}
 _MODEL_KEYS = ("detector", "classifier", "classifier_arch", "classifier_labels")
 
 
@@ -70,37 +53,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default="results", help="where run folders go: DIR/runs/<run_id>/ (default: results)")
     parser.add_argument("--profile", type=Path, help="settings file, e.g. profiles/local.yaml (options override it)")
-    models = parser.add_argument_group("models (default: the demo models in demo/models/)")
-    models.add_argument(
-        "--detector", help="detector weights (.pt): MegaDetector v5/v1000, YOLOv5 or ultralytics; a path or s3:// URI"
+    add_setting_options(
+        parser, "run", models_title="models (default: the demo models; a timm checkpoint's classifier.json is read)"
     )
-    models.add_argument("--detector-classes", help="class map: megadetector, coco, or a JSON object {class: category}")
-    models.add_argument(
-        "--detector-format",
-        choices=("auto", "ultralytics", "yolov5"),
-        help="how to load the detector (default auto: from what the file is)",
-    )
-    models.add_argument(
-        "--classifier",
-        help="a SpeciesNet model folder (with info.json), or a timm checkpoint (classifier.json beside it is read)",
-    )
-    models.add_argument("--classifier-arch", help="timm architecture of the classifier, e.g. efficientnet_b0")
-    models.add_argument("--classifier-labels", help="labels file, one species per line in class order")
-    settings = parser.add_argument_group("settings")
-    settings.add_argument("--image-size", type=int, help="detector input size in pixels (multiple of 32)")
-    settings.add_argument("--batch-size", type=int, help="images per detector batch")
-    settings.add_argument("--classify-batch-size", type=int, help="crops per classifier batch")
-    settings.add_argument("--shard-size", type=int, help="images per shard (one GPU job)")
-    settings.add_argument("--detection-only", action="store_true", default=None, help="skip species classification")
-    settings.add_argument(
-        "--fast-decode",
-        dest="exact_decode",
-        action="store_false",
-        default=None,
-        help="decode JPEGs at the reduced size the model needs: less CPU, boxes differ from MegaDetector's",
-    )
-    settings.add_argument("--country", help="SpeciesNet: where the photos were taken, ISO 3166-1 alpha-3 (e.g. KEN)")
-    settings.add_argument("--admin1-region", help="SpeciesNet: the region within --country, e.g. a US state (CA)")
+    settings = parser.add_argument_group("run")
     settings.add_argument("--run-id", help="name of a new run (default: date, time and a random suffix)")
     settings.add_argument(
         "--resume", metavar="RUN_ID", help="run an existing run again: only unfinished shards are done"
@@ -196,12 +152,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             config.update(load_profile(args.profile))
         except ConfigError as error:
             raise UsageError(str(error)) from error
-    options = {key: getattr(args, dest) for dest, key in _OPTIONS.items() if getattr(args, dest) is not None}
-    if isinstance(options.get("detector_classes"), str) and options["detector_classes"].startswith("{"):
-        try:
-            options["detector_classes"] = json.loads(options["detector_classes"])
-        except ValueError as error:
-            raise UsageError(f"--detector-classes is not valid JSON: {error}") from error
+    options = setting_values(args, "run")
     if args.resume:
         stored = dict(config)
         changed = [k for k in RESULT_SETTINGS if k in options and k in stored and options[k] != stored[k]]

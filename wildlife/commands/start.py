@@ -18,18 +18,7 @@ from wildlife.errors import UsageError
 from wildlife.ops import console
 from wildlife.ops.follow import Follower, follow
 from wildlife.ops.runs import start_run
-
-# Command-line option (argparse dest) → run config key; the rest go through --set.
-_OPTIONS = (
-    "detector",
-    "classifier",
-    "classifier_arch",
-    "classifier_labels",
-    "image_size",
-    "shard_size",
-    "max_concurrency",
-    "output",
-)
+from wildlife.options import add_setting_options, setting_values
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,16 +28,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("input", nargs="?", help="s3://bucket/prefix/ of the images (or 'input' in --config)")
     parser.add_argument("--config", type=Path, help="a run config as JSON (README, Configuration)")
     parser.add_argument("--run-id", help="the run's name (default: run-<UTC time>); an existing one is resumed")
-    parser.add_argument("--detector", help="s3:// URI of the detector weights (.pt)")
-    parser.add_argument("--classifier", help="s3:// URI of the classifier checkpoint")
-    parser.add_argument("--classifier-arch", help="timm architecture of the classifier, e.g. efficientnet_b0")
-    parser.add_argument("--classifier-labels", help="s3:// URI of the labels file (one species a line)")
-    parser.add_argument("--image-size", type=int, help="detector input size (default 640)")
-    parser.add_argument("--shard-size", type=int, help="images per GPU job (default 2000)")
-    parser.add_argument("--max-concurrency", type=int, help="GPU jobs in flight at most (default 100)")
-    parser.add_argument("--output", help="s3:// root for the run folder (default: the stack's bucket)")
-    parser.add_argument("--detection-only", action="store_true", default=None, help="skip species classification")
-    parser.add_argument("--incremental", action="store_true", default=None, help="skip images earlier runs did")
+    add_setting_options(parser, "start")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; VALUE is JSON or text"
     )
@@ -72,12 +52,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"{args.config} must hold a JSON object")
     if args.input:
         config["input"] = args.input
-    for key in _OPTIONS:
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    for key in ("detection_only", "incremental"):
-        if getattr(args, key):
-            config[key] = True
+    config.update(setting_values(args, "start"))
     for item in args.set:
         key, sep, text = item.partition("=")
         if not sep or not key:

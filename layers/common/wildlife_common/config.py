@@ -115,8 +115,8 @@ class RunConfig:
     )
     exact_decode: bool = setting(
         True,
-        "Decode every JPEG at full size as MegaDetector does (its boxes exactly); --fast-decode decodes at the "
-        "reduced size the model needs: less CPU per image, boxes that differ from MegaDetector's.",
+        "Decode every JPEG at full size as MegaDetector does, for its boxes exactly (the default), or at the "
+        "reduced size the model needs (false, --fast-decode): less CPU, boxes that differ from MegaDetector's.",
         profile="detection.exact_decode",
         options=_RUN,
         changes_results=True,
