@@ -16,7 +16,9 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from wildlife_common.records import MaterializeResult
 
 RUNNING = "RUNNING"
 
@@ -112,7 +114,7 @@ class Progress:
     """Map state name → its shards, once its Map Run has started."""
     error: str | None = None
     cause: str | None = None
-    output: dict[str, Any] | None = None
+    output: MaterializeResult | None = None
     """The execution's output, once it succeeded."""
     run_uri: str | None = None
     """The run folder, once PlanDetection has said it."""
@@ -231,7 +233,7 @@ def read_progress(
         maps=maps,
         error=error,
         cause=cause,
-        output=output,
+        output=cast(MaterializeResult | None, output),  # the state machine ends with Materialize's result
         run_uri=run_uri,
     )
 

@@ -7,7 +7,9 @@ that a run's counts read the same wherever they are shown. Each command adds its
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+
+from wildlife_common.records import Summary
 
 LABEL = 14
 """Width of the label column: ``failed shards``, the longest label, and a space."""
@@ -15,7 +17,7 @@ LABEL = 14
 TOP_SPECIES = 10
 
 
-def counts(mapping: dict[str, Any]) -> str:
+def counts(mapping: Mapping[str, int]) -> str:
     """``animal 3, person 1``, or ``none``."""
     return ", ".join(f"{name} {count:,}" for name, count in mapping.items()) or "none"
 
@@ -25,7 +27,7 @@ def line(label: str, text: str) -> str:
     return f"  {label:<{LABEL}}{text}"
 
 
-def summary_lines(summary: dict[str, Any]) -> list[str]:
+def summary_lines(summary: Summary) -> list[str]:
     """Images in their four buckets, detections, top species and failed shards."""
     threshold = summary.get("typical_detection_threshold", 0.2)
     above = summary.get("images_above_threshold", 0)
@@ -50,6 +52,6 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if species:
         top = sorted(species.items(), key=lambda item: (-item[1], item[0]))[:TOP_SPECIES]
         lines.append(line("top species", counts(dict(top))))
-    failed = (summary.get("shards") or {}).get("failed") or []
+    failed = summary["shards"]["failed"] if "shards" in summary else []
     lines.append(line("failed shards", ", ".join(f"{f['stage']}/{f['shard']}" for f in failed) or "none"))
     return lines

@@ -26,6 +26,7 @@ from typing import Any
 
 import botocore.exceptions
 from wildlife_common.failures import readable_cause
+from wildlife_common.records import MaterializeResult
 
 from wildlife.ops import console
 from wildlife.ops.aws import Aws, aws_errors
@@ -192,7 +193,7 @@ class Follower:
             return [f"{stamp}  ✗ run TIMED OUT after {took}"]
         return [f"{stamp}  ✗ run ABORTED after {took} (stopped by hand or by API)"]
 
-    def _result_note(self, output: dict[str, Any] | None) -> str:
+    def _result_note(self, output: MaterializeResult | None) -> str:
         output = output or (self.execution.output if self.execution else None)
         if not output or "images" not in output:
             return ""

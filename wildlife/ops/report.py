@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from wildlife_common import costs
 from wildlife_common.errors import PipelineError
 from wildlife_common.layout import RunLayout
+from wildlife_common.records import Stage, Summary
 
 from wildlife.ops.aws import Aws, RunNotFound
 from wildlife.ops.runs import Execution, find_run, read_json
@@ -40,7 +42,7 @@ class Report:
     run_id: str
     run_uri: str
     execution: Execution | None
-    summary: dict[str, Any]
+    summary: Summary
     cost: dict[str, Any]
     prices_source: str
 
@@ -102,21 +104,22 @@ def format_report(report: Report, *, all_jobs: bool = False) -> list[str]:
         line("status", f"{s.get('status')}: {s.get('message', '')}"),
         *summary_lines(s),
     ]
-    for stage, label in (("stage1", "detection"), ("stage2", "classification")):
-        timing = s.get("timings", {}).get(stage) or {}
+    for stage in Stage:
+        timing: Mapping[str, Any] = s.get("timings", {}).get(stage) or {}
         if not timing.get("shards"):
             continue
-        items = "images" if stage == "stage1" else "crops"
+        detection = stage is Stage.DETECTION
+        items = "images" if detection else "crops"
         wall = timing.get("wall_seconds") or 0.0
         # The wall-clock rate is the whole fleet's: the images of the run over detection's first start to last end.
-        total = s.get("images", 0) if stage == "stage1" else 0
+        total = s.get("images", 0) if detection else 0
         rate = f", {total / wall:,.1f} {items}/s over {duration(wall)} wall clock" if wall and total else ""
         job_seconds = float(timing.get("job_seconds") or 0.0)
         per_job_s = timing.get("items_per_job_second")
-        if stage == "stage1" and job_seconds:
+        if detection and job_seconds:
             per_job_s = s.get("images", 0) / job_seconds  # unrounded: small test runs are far below 0.01
         lines.append(
-            f"  {label:<13} {timing['shards']:,} shards, {duration(job_seconds)} of GPU jobs, "
+            f"  {stage.label:<13} {timing['shards']:,} shards, {duration(job_seconds)} of GPU jobs, "
             f"{'-' if per_job_s is None else f'{per_job_s:.3g}'} {items} per GPU-second{rate}"
         )
     lines += _cost_lines(cost, all_jobs=all_jobs)

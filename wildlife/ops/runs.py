@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import botocore.exceptions
 from wildlife_common import speciesnet, storage
 from wildlife_common.config import parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.layout import RunLayout
+from wildlife_common.records import MaterializeResult
 
 from wildlife.ops.aws import Aws, AwsError, RunNotFound, aws_errors, error_code
 from wildlife.ops.stack import Stack
@@ -38,7 +39,8 @@ class Execution:
     started: datetime
     stopped: datetime | None
     input: dict[str, Any]
-    output: dict[str, Any] | None
+    output: MaterializeResult | None
+    """Materialize's result, once the run succeeded."""
     error: str | None = None
     cause: str | None = None
 
@@ -51,7 +53,7 @@ class Execution:
             started=described["startDate"],
             stopped=described.get("stopDate"),
             input=_json_object(described.get("input")) or {},
-            output=_json_object(described.get("output")),
+            output=cast(MaterializeResult | None, _json_object(described.get("output"))),
             error=described.get("error"),
             cause=described.get("cause"),
         )
