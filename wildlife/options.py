@@ -17,7 +17,6 @@ from wildlife_common.config import SETTINGS, RunConfig, Setting
 from wildlife.errors import UsageError
 
 _TYPES = {f.name: str(f.type).split(" | ")[0] for f in dataclasses.fields(RunConfig)}
-_GROUPS = {"models": "models", "detection": "detection", "classification": "classification"}
 
 
 def _flag(name: str, known: Setting) -> str:

@@ -32,8 +32,9 @@ _ENDINGS = {
 
 
 @dataclass(frozen=True)
-class Stage:
-    """A planning state and the Distributed Map that runs the shards it plans."""
+class StageStates:
+    """The states of one stage (``records.Stage``) in the state machine: its planning state and the
+    Distributed Map that runs the shards it plans."""
 
     plan_state: str
     map_state: str
@@ -43,8 +44,8 @@ class Stage:
     unit: str
 
 
-DETECTION = Stage("PlanDetection", "DetectShards", "run", "pending_images", "images")
-CLASSIFICATION = Stage("PlanClassification", "ClassifyShards", "classification", "crops", "crops")
+DETECTION = StageStates("PlanDetection", "DetectShards", "run", "pending_images", "images")
+CLASSIFICATION = StageStates("PlanClassification", "ClassifyShards", "classification", "crops", "crops")
 STAGES = (DETECTION, CLASSIFICATION)
 
 
@@ -52,7 +53,7 @@ STAGES = (DETECTION, CLASSIFICATION)
 class Plan:
     """What a planning state decided: the shards its Map runs, of how many images or crops."""
 
-    stage: Stage
+    stage: StageStates
     shards: int
     items: int | None
 

@@ -219,7 +219,7 @@ def commit_shard(
     table = pa.Table.from_pylist(rows, schema=CLASSIFICATION_SCHEMA)
     rate = crops / clock.elapsed if clock.elapsed else 0.0
     metrics.emit(
-        "classify",
+        Stage.CLASSIFICATION.command,
         job.shard,
         {
             "Crops": crops,

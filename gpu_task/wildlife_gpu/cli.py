@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from wildlife_common.errors import PipelineError
+from wildlife_common.records import Stage
 
 from wildlife_gpu.models import ModelError
 from wildlife_gpu.shards import ShardError
@@ -29,8 +30,8 @@ class OneLineParser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     cli = OneLineParser(prog="wildlife-gpu", description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = cli.add_subparsers(dest="command", required=True)
-    for name, text in (("detect", "detect one stage-1 shard"), ("classify", "classify one stage-2 shard")):
-        sub = commands.add_parser(name, help=text)
+    for stage in Stage:
+        sub = commands.add_parser(stage.command, help=f"{stage.command} one {stage.label} shard")
         sub.add_argument("--run", required=True, help="the run folder: s3://bucket/runs/<run_id>/ or a path")
         sub.add_argument("--shard", required=True, help="the shard id, e.g. 00042 or c00003")
     sub = commands.add_parser("materialize", help="merge a run's shards into its final outputs")
@@ -43,11 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "detect":
+        if args.command == Stage.DETECTION.command:
             from wildlife_gpu.detect import run_detect
 
             run_detect(args.run, args.shard)
-        elif args.command == "classify":
+        elif args.command == Stage.CLASSIFICATION.command:
             from wildlife_gpu.classify import run_classify
 
             run_classify(args.run, args.shard)

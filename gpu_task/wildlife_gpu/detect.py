@@ -245,7 +245,7 @@ def run_detect(run_uri: str, shard: str) -> ShardDone:
     }
     if gpu.mean is not None:
         values["GpuUtilization"] = gpu.mean
-    metrics.emit("detect", shard, values)
+    metrics.emit(Stage.DETECTION.command, shard, values)
     stats: DetectionStats = {
         "images": len(images),
         "failed_images": int(pc.sum(pc.is_valid(table.column("failure"))).as_py() or 0),

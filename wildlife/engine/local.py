@@ -269,7 +269,7 @@ class LocalEngine:
         shard = job.parameters.get("shard") or None
         images = 0
         error = None
-        if code == 0 and job.command[:1] == ["detect"] and shard:
+        if code == 0 and job.command[:1] == [Stage.DETECTION.command] and shard:
             marker = storage.read_json(
                 RunLayout(storage.as_folder(job.parameters["run_uri"])).done(Stage.DETECTION, shard)
             )
