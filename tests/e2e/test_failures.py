@@ -8,6 +8,7 @@ failure is real: the GPU task exits 1 on a shard manifest it cannot read.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -148,3 +149,30 @@ def test_a_lambda_that_raises_leads_through_catch_to_a_failed_execution_whose_hi
     entered = [e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")]
     assert entered == ["PlanDetection", "RecordFailure", "RunFailed"]
     assert result.jobs == []
+
+
+def test_jobs_that_never_get_capacity_are_cancelled_by_the_queue_and_the_run_ends_through_record_failure(
+    tmp_path: Path,
+) -> None:
+    # One slot (one local GPU) held for 3 s by the first shard's job; the queue lets the others wait
+    # 1 s, as the template's queue lets a job wait 4 hours for GPU capacity in AWS, then cancels them.
+    with LocalEngine(short_waits=True, log_dir=tmp_path / "logs", batch_concurrency=1, capacity_wait_s=1) as engine:
+
+        def hold_the_slot(job: BatchJob) -> BatchResult:
+            time.sleep(3)
+            return engine.run_job(job)
+
+        engine.aws.set_batch_runner(hold_the_slot)
+        result = engine.run(demo_config(SAMPLES, tmp_path / "out", detection_only=True), timeout_s=300)
+        batch = engine.aws.client("batch")
+        queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueName"]
+        failed = batch.list_jobs(jobQueue=queue, jobStatus="FAILED")["jobSummaryList"]
+        cancelled = batch.describe_jobs(jobs=[job["jobId"] for job in failed])["jobs"]
+
+    assert result.status == "FAILED" and result.error == "ShardsFailed"
+    assert "2 detection shard(s) failed" in (result.cause or "")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")]
+    assert entered[-2:] == ["RecordFailure", "RunFailed"]
+    assert len(result.jobs) == 1  # the cancelled jobs never ran
+    reason = "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    assert [(job["statusReason"], job["attempts"]) for job in cancelled] == [(reason, [])] * 2

@@ -599,3 +599,58 @@ def test_metrics_may_only_be_put_into_the_pipelines_namespace(resources):
     assert puts, "the Batch materialize job must be able to feed the image-failure-rate alarm"
     for name, statement in puts:
         assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "WildlifePipeline"}}, name
+
+
+def _batch_tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        if state.get("Resource") == "${BatchSubmitJobSync}":
+            yield name, state
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _batch_tasks(state[key]["States"])
+
+
+def test_no_gpu_job_can_keep_a_run_waiting_until_the_execution_times_out(template, resources):
+    """A job stuck RUNNABLE is cancelled by the queue, and every Batch task times out after the
+    longest its attempts can take, so RecordFailure (not the 7-day execution timeout) ends the run."""
+    limits = {a["Reason"]: a for a in resources["JobQueue"]["Properties"]["JobStateTimeLimitActions"]}
+    assert set(limits) == {
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+    }
+    assert all(a["Action"] == "CANCEL" and a["State"] == "RUNNABLE" for a in limits.values())
+    assert all(600 <= a["MaxTimeSeconds"] <= 86400 for a in limits.values())  # Batch's accepted range
+    waiting = max(a["MaxTimeSeconds"] for a in limits.values())
+    longest_attempt = template["Parameters"]["JobAttemptTimeoutSeconds"]["MaxValue"]
+    asl = json.loads(ASL_PATH.read_text())
+    tasks = dict(_batch_tasks(asl["States"]))
+    assert set(tasks) == {"DetectShard", "ClassifyShard", "MaterializeOnBatch"}
+    for job_definition in JOB_DEFINITIONS:
+        attempts = resources[job_definition]["Properties"]["RetryStrategy"]["Attempts"]
+        needed = attempts * (waiting + longest_attempt)
+        assert all(needed <= task["TimeoutSeconds"] < asl["TimeoutSeconds"] for task in tasks.values())
+
+
+def test_a_blocked_job_queue_reaches_the_topic_as_readable_text(resources):
+    rule = resources["JobQueueBlockedRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.batch"],
+        "detail-type": ["Batch Job Queue Blocked"],
+        "detail": {"jobQueue": [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}]},
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Ref": "AlertsTopic"}
+    assert "<statusReason>" in target["InputTransformer"]["InputTemplate"]
+
+
+def test_every_run_that_ends_badly_reaches_record_failure(resources):
+    """The safety net for what no Catch sees: the execution's own timeout, an abort, a States.Runtime."""
+    [event] = resources["RecordFailureFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "EventBridgeRule"
+    pattern = event["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert set(pattern["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
+    name = resources["PipelineStateMachine"]["Properties"]["Name"]["Fn::Sub"]
+    assert pattern["detail"]["stateMachineArn"][0]["Fn::Sub"].endswith(f":stateMachine:{name}")

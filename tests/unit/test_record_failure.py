@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from wildlife_common import storage
@@ -68,3 +69,60 @@ def test_a_bad_config_is_reported_even_though_there_is_no_run_folder(s3, lambda_
     )
     assert result["Cause"] == "ConfigError: unknown setting 'shards'"
     assert not storage.exists("s3://pipeline/runs/r1/final/failure.json")
+
+
+def status_change(status: str, *, started_ms: int, error: str | None = None, cause: str | None = None) -> dict:
+    """Step Functions' "Execution Status Change" event, as EventBridge delivers it (AWS's documented shape)."""
+    return {
+        "version": "0",
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": "arn:aws:states:us-east-1:123456789012:execution:wildlife-pipeline:r1",
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:wildlife-pipeline",
+            "name": "r1",
+            "status": status,
+            "startDate": started_ms,
+            "stopDate": started_ms + 1000,
+            "input": json.dumps(CONFIG),
+            "output": None,
+            "error": error,
+            "cause": cause,
+        },
+    }
+
+
+def test_a_run_that_timed_out_without_a_catch_gets_its_failure_json(s3, lambda_context) -> None:
+    # TimeoutSeconds of the whole execution cannot be caught: the state machine never reaches RecordFailure.
+    result = record(status_change("TIMED_OUT", started_ms=0), lambda_context)
+
+    saved = storage.read_json("s3://pipeline/runs/r1/final/failure.json")
+    assert result == {"Error": "Timeout", "Cause": saved["cause"]}
+    assert saved["step_functions_error"] == "States.Timeout" and "TimeoutSeconds" in saved["cause"]
+
+
+def test_a_stopped_run_and_a_runtime_error_are_recorded_with_what_the_event_says(s3, lambda_context) -> None:
+    record(status_change("ABORTED", started_ms=0), lambda_context)
+    assert storage.read_json("s3://pipeline/runs/r1/final/failure.json")["error"] == "Aborted"
+
+    s3.delete_object(Bucket="pipeline", Key="runs/r1/final/failure.json")
+    event = status_change("FAILED", started_ms=0, error="States.Runtime", cause="dictionary changed size")
+    assert record(event, lambda_context) == {"Error": "Runtime", "Cause": "dictionary changed size"}
+
+
+def test_the_catch_paths_own_record_is_kept_but_an_earlier_executions_is_not(s3, lambda_context) -> None:
+    cause = json.dumps({"errorType": "InputNotFound", "errorMessage": "no bucket", "stackTrace": []})
+    record(
+        {"input": CONFIG, "execution_name": "r1", "error": {"Error": "InputNotFound", "Cause": cause}}, lambda_context
+    )
+    written = storage.read_json("s3://pipeline/runs/r1/final/failure.json")
+    started_before = int(dt.datetime.fromisoformat(written["failed"]).timestamp() * 1000) - 60_000
+
+    # The same execution ends FAILED after its Catch recorded why: nothing to add.
+    assert record(status_change("FAILED", started_ms=started_before, error="InputNotFound"), lambda_context) == {}
+    assert storage.read_json("s3://pipeline/runs/r1/final/failure.json") == written
+
+    # A later execution of the same run (a resume) times out: the old record is not its record.
+    started_after = started_before + 3_600_000
+    record(status_change("TIMED_OUT", started_ms=started_after), lambda_context)
+    assert storage.read_json("s3://pipeline/runs/r1/final/failure.json")["error"] == "Timeout"

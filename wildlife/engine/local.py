@@ -132,6 +132,9 @@ class LocalEngine:
         real_s3_buckets: buckets read from the real S3 (the input or models of a local run), with
             the credentials this process has; every other S3 call goes to moto. Tests leave it
             empty and put their S3 input in moto.
+        capacity_wait_s: how long a job may wait for a free slot (``batch_concurrency``) before the
+            queue cancels it, as the template's job queue does for GPU capacity in AWS (4 hours); for
+            tests of that path. None: the template's value.
     """
 
     def __init__(
@@ -143,8 +146,10 @@ class LocalEngine:
         log_dir: Path | None = None,
         region: str = DEFAULT_REGION,
         real_s3_buckets: Iterable[str] = (),
+        capacity_wait_s: float | None = None,
     ) -> None:
         self.template = PipelineTemplate.load(template)
+        self.capacity_wait_s = capacity_wait_s
         self.real_s3_buckets = sorted(set(real_s3_buckets))
         self.batch_concurrency = batch_concurrency
         self.short_waits = short_waits
@@ -200,7 +205,14 @@ class LocalEngine:
             name: job_definition_arguments(name, resolve_properties(props, self._stand_ins()))
             for name, props in self.template.job_definitions.items()
         }
-        arns.update(self.aws.register_batch(job_queues=self.template.job_queues, job_definitions=job_definitions))
+        capacity_waits = self.template.capacity_waits()
+        if self.capacity_wait_s is not None:
+            capacity_waits = dict.fromkeys(self.template.job_queues, self.capacity_wait_s)
+        arns.update(
+            self.aws.register_batch(
+                job_queues=self.template.job_queues, job_definitions=job_definitions, capacity_waits=capacity_waits
+            )
+        )
         # The Maps' ResultWriter writes to the fixed pipeline bucket (why it is fixed: wildlife.engine.moto);
         # locally that is the mirror bucket.
         definition = self.template.render({**arns, "PipelineBucket": MIRROR_BUCKET})

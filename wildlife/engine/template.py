@@ -49,7 +49,8 @@ class PipelineTemplate:
     substitutions: dict[str, Any]
     functions: dict[str, FunctionSpec]
     job_definitions: dict[str, dict[str, Any]]
-    job_queues: list[str]
+    job_queues: dict[str, dict[str, Any]]
+    """Logical id -> the queue's Properties."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Template parameter name → its Default (None when it has none)."""
 
@@ -78,11 +79,21 @@ class PipelineTemplate:
             if r.get("Type") == "AWS::Serverless::Function"
         }
         jobs = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobDefinition"}
-        queues = [name for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobQueue"]
+        queues = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobQueue"}
         parameters = {name: spec.get("Default") for name, spec in document.get("Parameters", {}).items()}
         return cls(
             path.parent, definition, props.get("DefinitionSubstitutions", {}), functions, jobs, queues, parameters
         )
+
+    def capacity_waits(self) -> dict[str, float]:
+        """Queue -> seconds a job may wait for capacity before the queue cancels it (its
+        JobStateTimeLimitAction for CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY), for queues that have one."""
+        waits = {}
+        for name, properties in self.job_queues.items():
+            for action in properties.get("JobStateTimeLimitActions", []):
+                if action.get("Reason") == "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY":
+                    waits[name] = float(action["MaxTimeSeconds"])
+        return waits
 
     def render(self, arns: dict[str, str]) -> str:
         """The ASL with every ``${Name}`` replaced, as CloudFormation would, using local ARNs.

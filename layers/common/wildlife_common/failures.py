@@ -8,6 +8,7 @@ we return, so it names the shard, the reason and where the logs are.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from typing import Any
@@ -16,7 +17,7 @@ from wildlife_common import storage
 from wildlife_common.errors import PipelineError
 from wildlife_common.layout import RunLayout
 from wildlife_common.planning import resolve_run
-from wildlife_common.records import Failure, Stage
+from wildlife_common.records import ExecutionStatusChange, Failure, Stage
 from wildlife_common.run_folder import committed, now
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,52 @@ def _missing_shards(layout: RunLayout, stage: Stage) -> list[str]:
     listed = storage.read_json(layout.shards_json(stage))
     done = committed(layout, stage)
     return [ref["shard"] for ref in listed if ref["shard"] not in done]
+
+
+# What a run that ended without a Step Functions error is reported as (the event then has none).
+_STATUS_ERRORS = {
+    "TIMED_OUT": ("States.Timeout", "the run passed the state machine's TimeoutSeconds (7 days) and was ended"),
+    "ABORTED": ("Aborted", "the run was stopped (by hand, by the API or by a deployment) before it ended"),
+}
+
+
+def record_ended_run(event: ExecutionStatusChange, default_output: str | None) -> dict[str, str] | None:
+    """Write ``final/failure.json`` for a run that ended FAILED, TIMED_OUT or ABORTED without one.
+
+    The safety net behind the state machine's Catch: the Catch path records a failure first, so an
+    existing failure.json is kept. Returns the Fail-state-like ``{"Error", "Cause"}`` recorded, or
+    None when there was nothing to record (already recorded, or no run folder to write to).
+    """
+    detail = event["detail"]
+    try:
+        raw_input = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        raw_input = None
+    try:
+        _, layout = resolve_run(raw_input, detail["name"], default_output)
+    except PipelineError as problem:
+        log.info("no run folder to record %s in: %s", detail["executionArn"], problem)
+        return None
+    if _recorded_since(layout.failure_json, detail.get("startDate")):
+        return None
+    error, cause = _STATUS_ERRORS.get(detail["status"], ("States.Runtime", None))
+    error = detail.get("error") or error
+    raw_cause = detail.get("cause")
+    return record_failure(raw_input, detail["name"], {"Error": error, "Cause": raw_cause or cause}, default_output)
+
+
+def _recorded_since(failure_json: str, started_ms: int | None) -> bool:
+    """Whether this execution recorded its failure: failure.json exists and is not from an earlier
+    execution of the same run (a resumed run keeps its folder, and with it an old failure.json)."""
+    if not storage.exists(failure_json):
+        return False
+    if started_ms is None:
+        return True
+    try:
+        failed = dt.datetime.fromisoformat(storage.read_json(failure_json)["failed"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return failed.timestamp() * 1000 >= started_ms
 
 
 def record_failure(

@@ -162,6 +162,28 @@ class RecordFailureEvent(TypedDict):
     """The caught error: ``{"Error": ..., "Cause": ...}``."""
 
 
+class ExecutionStatusChangeDetail(TypedDict):
+    """The ``detail`` of Step Functions' "Execution Status Change" event (EventBridge)."""
+
+    executionArn: str
+    stateMachineArn: str
+    name: str
+    status: str
+    startDate: NotRequired[int]
+    """Milliseconds since the epoch."""
+    input: NotRequired[str | None]
+    """The execution's input as JSON text."""
+    error: NotRequired[str | None]
+    cause: NotRequired[str | None]
+
+
+class ExecutionStatusChange(TypedDict):
+    """What EventBridge sends RecordFailure when a run ends FAILED, TIMED_OUT or ABORTED."""
+
+    source: str
+    detail: ExecutionStatusChangeDetail
+
+
 # -------------------------------------------------------------------------------- commit markers
 
 

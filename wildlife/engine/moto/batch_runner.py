@@ -32,6 +32,10 @@ LOG = logging.getLogger(__name__)
 
 # AWS's statusReason for a container that ran and stopped, whatever its exit code.
 _CONTAINER_EXITED = "Essential container in task exited"
+# What a job queue's JobStateTimeLimitActions says when it cancels a job that waited too long for
+# capacity; locally, capacity is a free slot (LocalBatch.concurrency).
+CAPACITY_REASON = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+CANCELED_FOR_CAPACITY = f"Canceled by JobStateTimeLimit action due to reason: {CAPACITY_REASON}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,9 @@ class LocalBatch:
     runner: BatchRunner | None = None
     slots: threading.BoundedSemaphore = field(init=False)
     threads: list[threading.Thread] = field(default_factory=list)
+    capacity_waits: dict[str, float] = field(default_factory=dict)
+    """Queue name -> how long a job may wait RUNNABLE for a slot before the queue cancels it, as a
+    JobStateTimeLimitAction for CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY does; no entry: for ever."""
 
     def __post_init__(self) -> None:
         self.set_concurrency(self.concurrency)
@@ -185,7 +192,13 @@ class LocalBatch:
         timeout = job.timeout or definition.timeout or {}
         result = BatchResult(exit_code=None, status_reason=job.job_stopped_reason)
         for attempt in range(1, max_attempts + 1):
-            with self.slots:
+            if not self.slots.acquire(timeout=self.capacity_waits.get(job.job_queue.name)):
+                LOG.info("local Batch job %s: no slot within the queue's time limit, cancelled", job.job_id)
+                job.exit_code = None
+                job.job_stopped_reason = CANCELED_FOR_CAPACITY
+                job._mark_stopped(success=False)
+                return
+            try:
                 if job.stop:  # TerminateJob or CancelJob; job_stopped_reason holds their reason
                     break
                 job.status = "RUNNING"
@@ -210,6 +223,8 @@ class LocalBatch:
                     timeout_s=timeout.get("attemptDurationSeconds"),
                 )
                 result = self._call_runner(spec)
+            finally:
+                self.slots.release()
             if result.exit_code is not None and result.status_reason is None:
                 result = BatchResult(result.exit_code, _CONTAINER_EXITED, result.reason)
             container: dict[str, Any] = {"logStreamName": job.log_stream_name, "networkInterfaces": []}

@@ -219,8 +219,16 @@ class LocalAws:
             self._compute_environment_arn = created["computeEnvironmentArn"]
         return self._compute_environment_arn
 
-    def register_job_queue(self, name: str) -> str:
-        """Create a job queue (and, once, the compute environment behind every queue); return its ARN."""
+    def register_job_queue(self, name: str, *, capacity_wait_s: float | None = None) -> str:
+        """Create a job queue (and, once, the compute environment behind every queue); return its ARN.
+
+        Args:
+            capacity_wait_s: cancel a job that waits longer than this for a free slot, with the reason
+                AWS Batch gives when a queue's JobStateTimeLimitAction for CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY
+                cancels it (moto keeps no time limits). None: jobs wait for ever.
+        """
+        if capacity_wait_s is not None:
+            self._batch.capacity_waits[name] = capacity_wait_s
         created = self.client("batch").create_job_queue(
             jobQueueName=name,
             state="ENABLED",
@@ -237,18 +245,24 @@ class LocalAws:
         return self.client("batch").register_job_definition(**arguments)["jobDefinitionArn"]
 
     def register_batch(
-        self, *, job_queues: Iterable[str] = (), job_definitions: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        *,
+        job_queues: Iterable[str] = (),
+        job_definitions: Mapping[str, Mapping[str, Any]] | None = None,
+        capacity_waits: Mapping[str, float] | None = None,
     ) -> dict[str, str]:
         """Create job queues and job definitions at once.
 
         Args:
             job_queues: queue names (e.g. the template's logical ids).
             job_definitions: name (e.g. logical id) -> RegisterJobDefinition's arguments.
+            capacity_waits: queue name -> its ``capacity_wait_s`` (see ``register_job_queue``).
 
         Returns:
             Each given name -> the ARN of what was created for it, ready for ``DefinitionSubstitutions``.
         """
-        arns = {name: self.register_job_queue(name) for name in job_queues}
+        waits = capacity_waits or {}
+        arns = {name: self.register_job_queue(name, capacity_wait_s=waits.get(name)) for name in job_queues}
         for name, properties in (job_definitions or {}).items():
             arns[name] = self.register_job_definition(properties)
         return arns
