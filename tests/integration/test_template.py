@@ -56,9 +56,8 @@ JOB_DEFINITIONS = {
 STAR_ONLY_ACTIONS = {
     # Metrics take no resource; the statement is held to the pipeline's namespace (asserted below).
     "cloudwatch:PutMetricData",
-    # submitJob.sync polls and stops jobs (the documented .sync policy).
+    # submitJob.sync polls jobs (TerminateJob is scoped to job ARNs).
     "batch:DescribeJobs",
-    "batch:TerminateJob",
     # Step Functions' CloudWatch Logs delivery.
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -243,8 +242,21 @@ def test_state_machine_role_is_least_privilege(resources):
     assert invoke["Resource"] == [{"Fn::GetAtt": [f, "Arn"]} for f in FUNCTIONS]
     submit = statements["SubmitBatchJobs"]
     assert submit["Action"] == "batch:SubmitJob"
-    assert submit["Resource"] == [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}] + [{"Ref": j} for j in JOB_DEFINITIONS]
-    assert set(statements["WatchBatchJobs"]["Action"]) == {"batch:DescribeJobs", "batch:TerminateJob"}
+    assert submit["Resource"][0] == {"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}
+    # Every revision of each of our job definitions (a run in flight may submit an older one), nothing else.
+    names = [fn_sub_text(resources[j]["Properties"]["JobDefinitionName"]) for j in JOB_DEFINITIONS]
+    assert [fn_sub_text(r) for r in submit["Resource"][1:]] == [
+        f"arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:job-definition/{name}:*" for name in names
+    ]
+    assert statements["WatchBatchJobs"]["Action"] == "batch:DescribeJobs"
+    assert statements["StopBatchJobs"]["Action"] == "batch:TerminateJob"
+    assert fn_sub_text(statements["StopBatchJobs"]["Resource"]).endswith(":job/*")
+    assert set(statements["WriteMapResults"]["Action"]) == {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+    }
     assert set(statements["BatchSyncEventsRule"]["Action"]) == {
         "events:PutTargets",
         "events:PutRule",
@@ -654,3 +666,8 @@ def test_every_run_that_ends_badly_reaches_record_failure(resources):
     assert set(pattern["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
     name = resources["PipelineStateMachine"]["Properties"]["Name"]["Fn::Sub"]
     assert pattern["detail"]["stateMachineArn"][0]["Fn::Sub"].endswith(f":stateMachine:{name}")
+
+
+def test_a_deployment_keeps_the_job_definition_revisions_a_running_run_submits(resources):
+    for name in JOB_DEFINITIONS:
+        assert resources[name]["Properties"]["ResourceRetentionPolicy"] == {"SkipDeregisterOnUpdate": True}

@@ -154,6 +154,10 @@ _MAX_ATTEMPTS = 10
 _MAX_EXIT_RULES = 5
 
 
+# Properties CloudFormation acts on itself, with no counterpart in RegisterJobDefinition.
+_CLOUDFORMATION_ONLY = ("ResourceRetentionPolicy",)
+
+
 def job_definition_arguments(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     """RegisterJobDefinition's arguments from an ``AWS::Batch::JobDefinition``'s resolved Properties.
 
@@ -171,7 +175,8 @@ def job_definition_arguments(name: str, properties: dict[str, Any]) -> dict[str,
     """
     shape = operation_model("batch", "register_job_definition").input_shape
     assert shape is not None  # botocore's RegisterJobDefinition always has an input
-    arguments: dict[str, Any] = _to_api(dict(properties), shape, name)
+    api_properties = {key: value for key, value in properties.items() if key not in _CLOUDFORMATION_ONLY}
+    arguments: dict[str, Any] = _to_api(api_properties, shape, name)
     arguments.setdefault("jobDefinitionName", name)
     arguments.setdefault("type", "container")
     _check_retry_strategy(arguments.get("retryStrategy", {}), name)
