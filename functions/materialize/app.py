@@ -22,7 +22,7 @@ def lambda_handler(event: RunEvent, context: LambdaContext) -> MaterializeResult
     images = result["images"]
     metrics.add_metric(name="Images", unit=MetricUnit.Count, value=images)
     metrics.add_metric(name="FailedImages", unit=MetricUnit.Count, value=result["failed_images"])
-    metrics.add_metric(name="FailedShards", unit=MetricUnit.Count, value=len(result["failed_shards"]))
+    metrics.add_metric(name="FailedShards", unit=MetricUnit.Count, value=result["failed_shard_count"])
     if images:
         # The alarm on this metric fires when a run loses more than a few percent of its images.
         metrics.add_metric(

@@ -101,7 +101,7 @@ def run_metrics(result: MaterializeResult) -> list[dict[str, Any]]:
     values: list[tuple[str, float, str]] = [
         ("Images", images, "Count"),
         ("FailedImages", int(result["failed_images"]), "Count"),
-        ("FailedShards", len(result["failed_shards"]), "Count"),
+        ("FailedShards", result["failed_shard_count"], "Count"),
     ]
     if images:
         values.append(("ImageFailureRate", 100.0 * int(result["failed_images"]) / images, "Percent"))

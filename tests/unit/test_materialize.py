@@ -87,6 +87,7 @@ def test_committed_shards_merge_into_one_balanced_table(run, lambda_context) -> 
         "images": 6,
         "failed_images": 1,
         "detections": 4,
+        "failed_shard_count": 0,
         "failed_shards": [],
     }
     table = read_table(layout.detections_parquet)
@@ -239,3 +240,24 @@ def test_the_batch_materialize_job_puts_the_run_metrics_the_alarm_watches(run, m
     assert [point["Maximum"] for point in rate] == [50.0]  # 3 of 6 images: 1 unreadable, 2 in the lost shard
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="WildlifePipeline")["Metrics"]}
     assert names == {"Images", "FailedImages", "FailedShards", "ImageFailureRate"}
+
+
+@pytest.mark.slow
+def test_the_result_stays_small_with_ten_thousand_failed_shards(tmp_path, lambda_context) -> None:
+    """Materialize's result is the execution's output (256 KiB at most): it names the first failed
+    shards and their count; summary.json names them all."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(10_000):
+        (photos / f"{index:05d}.jpg").write_bytes(b"")  # never read: no shard ran
+    (tmp_path / "detector.pt").write_bytes(b"x")
+    config = {"input": str(photos), "output": str(tmp_path / "out"), "detector": str(tmp_path / "detector.pt")}
+    run = plan({"config": {**config, "shard_size": 1}, "execution_name": "r1"}, lambda_context)
+
+    result = materialize({"run": run}, lambda_context)
+
+    assert len(json.dumps(result).encode()) < 4096
+    assert result["failed_shard_count"] == 10_000
+    assert result["failed_shards"][:2] == ["stage1/00000", "stage1/00001"] and len(result["failed_shards"]) == 50
+    summary = storage.read_json(RunLayout(run["run_uri"]).summary_json)
+    assert len(summary["shards"]["failed"]) == 10_000

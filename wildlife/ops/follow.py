@@ -198,9 +198,10 @@ class Follower:
         if not output or "images" not in output:
             return ""
         failed = output.get("failed_shards") or []
+        count = output.get("failed_shard_count", len(failed))  # results before the count named them all
         note = f": {output['images']:,} images, {output.get('failed_images', 0):,} failed"
         if failed:
-            note += f", {len(failed)} failed shard(s): {', '.join(failed[:10])}"
+            note += f", {count} failed shard(s): {', '.join(failed[:10])}" + (" …" if count > 10 else "")
         return note
 
     def _failure(self, stamp: str, where: str, error: str | None, cause: str | None) -> list[str]:

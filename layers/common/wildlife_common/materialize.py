@@ -53,6 +53,10 @@ from wildlife_common.speciesnet_output import SpeciesNetWriter
 
 log = logging.getLogger(__name__)
 
+# Failed shards named in Materialize's result (the execution's output, capped at 256 KiB by Step
+# Functions): 50 names take about 1 KB, enough to act on at once; summary.json lists every one.
+RESULT_SHARDS = 50
+
 
 @dataclass
 class Tally:
@@ -380,7 +384,8 @@ def materialize(run_uri: str) -> MaterializeResult:
         "images": tally.images,
         "failed_images": tally.failed,
         "detections": tally.detections,
-        "failed_shards": [f"{f['stage']}/{f['shard']}" for f in failed_shards],
+        "failed_shard_count": len(failed_shards),
+        "failed_shards": [f"{f['stage']}/{f['shard']}" for f in failed_shards[:RESULT_SHARDS]],
     }
 
 

@@ -261,8 +261,11 @@ class MaterializeResult(TypedDict):
     images: int
     failed_images: int
     detections: int
+    failed_shard_count: int
     failed_shards: list[str]
-    """``<stage folder>/<shard>``, e.g. ``stage1/00003``."""
+    """The first failed shards (``<stage folder>/<shard>``, e.g. ``stage1/00003``), at most
+    ``materialize.RESULT_SHARDS``: the result is the execution's output, which Step Functions caps at
+    256 KiB. Every failed shard is in summary.json (``shards.failed``)."""
 
 
 class FailedShard(TypedDict):
