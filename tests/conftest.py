@@ -51,6 +51,15 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     storage.s3_client.cache_clear()
 
 
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every S3 retry as deployed, without its waits: botocore's backoff and storage's own are 0 s."""
+    import botocore.retries.standard
+
+    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    monkeypatch.setattr(storage, "READ_RETRY_WAITS_S", (0.0,) * len(storage.READ_RETRY_WAITS_S))
+
+
 @dataclass
 class FakeLambdaContext:
     """The attributes Powertools reads from a Lambda context."""

@@ -2,7 +2,8 @@
 
 Reads ``stage2/shards/<shard>.json`` (which detection shards it covers), takes their crops from
 the committed stage-1 results, and writes ``stage2/results/<shard>.parquet`` with the top-5
-species per crop, then the ``.done.json`` marker. A crop that cannot be read is a failure row.
+species per crop, then the ``.done.json`` marker. A crop that is gone or cannot be decoded is a
+failure row; a crop S3 does not serve, even after retries, fails the shard, to be retried.
 """
 
 from __future__ import annotations
@@ -170,9 +171,16 @@ def run_classify(run_uri: str, shard: str) -> ShardDone:
     log_line("classify shard", shard=shard, crops=len(items), device=classifier.device)
 
     def prepare(item: CropItem) -> CropItem:
+        # A read that S3 does not serve (StorageUnavailable, AccessDenied) raises: the shard fails
+        # uncommitted and its retry reads the crop again. Only the crop itself makes a failure row.
         try:
-            item.tensor = classifier.preprocess(storage.read_bytes(item.crop_uri))
-        except Exception as error:  # an unreadable crop is a failure row, never a failed shard
+            data = storage.read_bytes(item.crop_uri)
+        except FileNotFoundError:
+            item.failure = f"missing crop: {item.crop_uri} was deleted after detection cut it"
+            return item
+        try:
+            item.tensor = classifier.preprocess(data)
+        except Exception as error:  # Pillow raises many types for damaged bytes: a failure row
             item.failure = f"unreadable crop: {type(error).__name__}: {error}"
         return item
 

@@ -3,7 +3,9 @@
 AWS Batch runs it with the command of the job definition, e.g.
 ``detect --run s3://bucket/runs/<run_id>/ --shard 00042``. Exit status 0 means the shard is
 committed (per-image failures included); 1 means it cannot be done, with a one-line reason as the
-last line on stderr; 2 means the command line is wrong.
+last line on stderr; 2 means the command line is wrong; EXIT_TEMPFAIL (75) means S3 did not serve a
+read or write even after retries, which says nothing about the run: the job definitions'
+RetryStrategy runs the job again on it (template.yaml), and a shard resumes from its flushed parts.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from wildlife_common.errors import PipelineError
+from wildlife_common.errors import PipelineError, StorageUnavailable
 from wildlife_common.records import Stage
 
 from wildlife_gpu.models import ModelError
 from wildlife_gpu.shards import ShardError
 
 log = logging.getLogger("wildlife_gpu")
+
+# sysexits.h's EX_TEMPFAIL, "temporary failure, try again later": the one exit status that the job
+# definitions' RetryStrategy retries (OnExitCode "75" in template.yaml).
+EXIT_TEMPFAIL = 75
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -61,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = materialize(args.run)
             if storage.is_s3(args.run):  # a run in AWS; a local run has no CloudWatch to feed
                 put_run_metrics(result)
+    except StorageUnavailable as error:  # S3's trouble, not the run's: no row was recorded for it
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_TEMPFAIL
     except (ShardError, ModelError, PipelineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

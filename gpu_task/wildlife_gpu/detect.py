@@ -2,8 +2,9 @@
 
 Reads ``stage1/shards/<shard>.json``, writes ``stage1/results/<shard>.parquet`` and, last, its
 ``.done.json`` marker. Every image gets rows: its detections, one empty row, or one failure row.
-Partial results are flushed every FLUSH_EVERY images; a retried attempt (Spot interruption)
-starts after the last flushed part instead of at the first image.
+Partial results are flushed every FLUSH_EVERY images; a retried attempt (Spot interruption, or S3
+not serving an image even after retries: the job exits 75 and Batch runs it again) starts after the
+last flushed part instead of at the first image.
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ def _detector(weights: str, image_size: int, conf: float, class_map: str, detect
 
 
 def _prepare(index: int, entry: ImageEntry, detector: Detector, exact: bool, keep_bytes: bool) -> Prepared:
-    """Read, decode and letterbox one image. ``exact``: decode at full size, as MegaDetector does."""
+    """Read, decode and letterbox one image. ``exact``: decode at full size, as MegaDetector does.
+
+    Only what the file itself is makes a failure row: its content (ImageFailure) or its absence.
+    Anything else (S3 throttling or outage beyond storage's retries, access denied, a bug) raises,
+    ends the shard before it commits, and its retry reads the image again.
+    """
     try:
         data = storage.read_bytes(entry["uri"])
         decoded = decode(data, min_side=None if exact else detector.image_size)
@@ -79,9 +85,6 @@ def _prepare(index: int, entry: ImageEntry, detector: Detector, exact: bool, kee
         return Prepared(index, entry, failure=str(failure))
     except FileNotFoundError:
         return Prepared(index, entry, failure="missing: the file was deleted or moved after the run was planned")
-    except Exception as error:  # one bad image must never end the shard; its row says what happened
-        log.exception("unexpected error reading %s", entry["uri"])
-        return Prepared(index, entry, failure=f"unreadable: {type(error).__name__}: {error}")
 
 
 def _rows(job: ShardJob, item: Prepared, boxes: list[Box], detector_id: str, crop_uris: dict[int, str]) -> list[dict]:

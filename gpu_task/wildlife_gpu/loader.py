@@ -30,21 +30,27 @@ def default_workers() -> int:
 def prefetch(items: Iterable[T], work: Callable[[T], R], *, workers: int, ahead: int) -> Iterator[R]:
     """``work(item)`` for every item, in input order, keeping up to ``ahead`` items in flight.
 
-    ``work`` must not raise for a bad item: it returns a value that says the item failed.
+    ``work`` must not raise for a bad item: it returns a value that says the item failed. What it
+    raises (S3 not serving a read) is raised here, in order, and the items not yet started are
+    cancelled, so a failing shard stops reading at once instead of working through ``ahead`` more.
     """
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="input") as pool:
         pending: deque[Future[R]] = deque()
         source = iter(items)
-        for item in source:
-            pending.append(pool.submit(work, item))
-            if len(pending) >= ahead:
-                break
-        while pending:
-            result = pending.popleft().result()
+        try:
             for item in source:
                 pending.append(pool.submit(work, item))
-                break
-            yield result
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                for item in source:
+                    pending.append(pool.submit(work, item))
+                    break
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def batched(results: Iterator[R], size: int) -> Iterator[list[R]]:

@@ -1,8 +1,9 @@
-"""Failure paths through the real ASL: Spot loss, a job failing on its own, tolerance, a Lambda that raises.
+"""Failure paths through the real ASL: Spot loss, S3 outages, a job failing on its own, tolerance, a Lambda that raises.
 
 A host loss is injected the way AWS reports one (``BatchResult.host_lost``: the attempt ends with
-"Host EC2 (instance ...) terminated." and no exit code) after the real GPU task has run; a job
-failure is real: the GPU task exits 1 on a shard manifest it cannot read.
+"Host EC2 (instance ...) terminated." and no exit code) after the real GPU task has run; S3
+throttling and 500s are S3's own error responses under botocore's retries (``tests.s3_faults``); a
+job failure is real: the GPU task exits 1 on a shard manifest it cannot read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 from wildlife_common import storage
 from wildlife_common.layout import RunLayout
 
-from tests.e2e.conftest import SAMPLES, demo_config, final
+from tests.e2e.conftest import GROUND_TRUTH, SAMPLES, demo_config, final
+from tests.s3_faults import EVERY_TIME, S3Faults
 from wildlife.engine.local import LocalEngine
 from wildlife.engine.moto import BatchJob, BatchResult
 
@@ -72,6 +74,47 @@ def test_a_detect_job_lost_with_its_host_is_retried_by_the_job_definition_and_it
     assert len({r["image"] for r in lost}) == 7
     assert not [key for key, n in Counter((r["image"], r["detection"]) for r in rows).items() if n > 1]
     assert summary["images"] == 21 and summary["balanced"] is True and summary["shards"]["failed"] == []
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_s3_throttling_and_500s_lose_no_image_and_a_shard_s3_fails_is_retried_by_the_job_definition(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    s3 = engine.aws.client("s3")
+    s3.create_bucket(Bucket="traps")
+    names = sorted(GROUND_TRUTH)  # 7 a shard: shard 00000 holds names[0:7], 00001 names[7:14]
+    for name in names:
+        s3.put_object(Bucket="traps", Key=f"cam/{name}", Body=(SAMPLES / name).read_bytes())
+    faults = S3Faults()
+    # Cleared by botocore's own retries, and by storage's second try after botocore gave up.
+    faults.fail(f"cam/{names[2]}", times=4, error="InternalError")
+    faults.fail(f"cam/{names[3]}", times=storage.S3_ATTEMPTS + 2, error="SlowDown")
+    stuck = f"cam/{names[9]}"
+
+    def s3_down_during_first_attempt(job: BatchJob) -> BatchResult:
+        if job.job_name != f"detect-{LOST_SHARD}" or job.attempt != 1:
+            return engine.run_job(job)
+        faults.fail(stuck, times=EVERY_TIME)
+        try:
+            return engine.run_job(job)
+        finally:
+            faults.fail(stuck, times=0)
+
+    engine.aws.set_batch_runner(s3_down_during_first_attempt)
+    result = engine.run(demo_config("s3://traps/cam/", tmp_path / "out", detection_only=True), timeout_s=300)
+
+    assert result.succeeded, result.cause
+    # The template's RetryStrategy: OnExitCode "75" → RETRY, so attempt 2 ran and read the image.
+    attempts = batch_attempts(engine, f"detect-{LOST_SHARD}")
+    assert [a["container"].get("exitCode") for a in attempts] == [75, 0]
+    assert faults.calls[stuck] > 3 * storage.S3_ATTEMPTS  # every try of attempt 1 failed; attempt 2 read it
+    assert faults.calls[f"cam/{names[3]}"] == storage.S3_ATTEMPTS + 3
+    rows, megadetector, summary = final(result.output["run_uri"])
+    assert sorted({r["image"] for r in rows}) == names
+    assert [r for r in rows if r["failure"]] == []
+    assert not [key for key, n in Counter((r["image"], r["detection"]) for r in rows).items() if n > 1]
+    assert summary["images"] == 21 and summary["failed_images"] == 0 and summary["balanced"] is True
+    assert summary["shards"]["failed"] == [] and not any(i.get("failure") for i in megadetector["images"])
 
 
 def break_shard(engine: LocalEngine, shard: str) -> Callable[[BatchJob], BatchResult]:

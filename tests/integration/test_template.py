@@ -424,7 +424,9 @@ def test_batch_job_parameters_in_the_definition_match_the_job_commands(resources
 # --- Batch ------------------------------------------------------------------------------------
 
 
-def test_job_definitions_retry_only_infrastructure_loss_and_end_with_exit(resources):
+def test_job_definitions_retry_only_infrastructure_loss_and_s3_outages_and_end_with_exit(resources):
+    from wildlife_gpu.cli import EXIT_TEMPFAIL
+
     for name in JOB_DEFINITIONS:
         strategy = resources[name]["Properties"]["RetryStrategy"]
         assert 1 <= strategy["Attempts"] <= 10
@@ -434,6 +436,8 @@ def test_job_definitions_retry_only_infrastructure_loss_and_end_with_exit(resour
         assert rules[-1] == {"OnReason": "*", "Action": "EXIT"}, name
         assert all(r["Action"] == "RETRY" for r in rules[:-1]), name
         assert {"OnStatusReason": "Host EC2*", "Action": "RETRY"} in rules, "Spot reclaims and host loss"
+        # The GPU task's exit status when S3 did not serve a read even after its retries.
+        assert {"OnExitCode": str(EXIT_TEMPFAIL), "Action": "RETRY"} in rules, name
         for rule in rules:
             for key in ("OnReason", "OnStatusReason", "OnExitCode"):
                 if key in rule:

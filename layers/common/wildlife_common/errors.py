@@ -21,5 +21,13 @@ class AccessDenied(PipelineError):
     """The pipeline is not allowed to read the input or write the run folder."""
 
 
+class StorageUnavailable(PipelineError):
+    """S3 did not answer a request after every retry (throttling, a 5xx, a timeout, a broken connection).
+
+    Nothing is known about the file itself, so no step may record it as bad: the step fails, and
+    the GPU task exits with ``EX_TEMPFAIL`` so that Batch runs the job again.
+    """
+
+
 class RunIntegrityError(PipelineError):
     """The merged results do not account for every input image exactly once."""
