@@ -65,6 +65,8 @@ STATE_TYPES = {
 }
 LAMBDA_TASKS = {"PlanDetection", "PlanClassification", "Materialize", "RecordFailure"}
 BATCH_TASKS = {"DetectShard", "ClassifyShard", "MaterializeOnBatch"}
+# Lambda tasks that read or write the run folder: StorageUnavailable means S3 outlasted their retries.
+STORAGE_TASKS = {"PlanDetection", "PlanClassification", "Materialize"}
 LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -334,7 +336,7 @@ def test_no_retrier_ever_retries_a_failed_job_or_everything(definition):
 
 def test_every_retrier_has_full_jitter_a_cap_and_a_comment_with_its_arithmetic(definition):
     retriers = [(n, r) for n, s, _ in all_states(definition["States"]) for r in s.get("Retry", [])]
-    assert len(retriers) == len(LAMBDA_TASKS) + len(BATCH_TASKS)
+    assert len(retriers) == len(LAMBDA_TASKS) + len(STORAGE_TASKS) + len(BATCH_TASKS)
     for name, retrier in retriers:
         assert retrier["JitterStrategy"] == "FULL", name
         for field in ("IntervalSeconds", "BackoffRate", "MaxAttempts", "MaxDelaySeconds"):
@@ -352,7 +354,9 @@ def test_lambda_tasks_retry_transient_lambda_errors_and_batch_tasks_transient_ba
         if name in LAMBDA_TASKS:
             assert state["Resource"] == "${LambdaInvoke}"
             assert re.fullmatch(r"\$\{\w+FunctionArn\}", state["Parameters"]["FunctionName"])
-            assert [set(r["ErrorEquals"]) for r in state["Retry"]] == [LAMBDA_TRANSIENT_ERRORS], name
+            # The functions that read the run folder also retry S3 trouble their own retries outlasted.
+            storage = [{"StorageUnavailable"}] if name in STORAGE_TASKS else []
+            assert [set(r["ErrorEquals"]) for r in state["Retry"]] == [LAMBDA_TRANSIENT_ERRORS, *storage], name
         elif name in BATCH_TASKS:
             assert [set(r["ErrorEquals"]) for r in state["Retry"]] == [BATCH_TRANSIENT_ERRORS], name
         else:
