@@ -52,6 +52,17 @@ JOB_DEFINITIONS = {
     "ClassifyJobDefinition": ("classify", {"run_uri", "shard"}, "1"),
     "MaterializeJobDefinition": ("materialize", {"run_uri"}, None),
 }
+# Where each role may write in the pipeline bucket: the run folder's parts its code writes, no more.
+WRITES = {
+    "PlanDetectionFunction": ("runs/*",),
+    "PlanClassificationFunction": ("runs/*/stage2/",),
+    "MaterializeFunction": ("runs/*/final/", "index/"),
+    "RecordFailureFunction": ("runs/*/final/",),
+    "DetectJobRole": ("runs/*/stage1/", "runs/*/crops/"),
+    "ClassifyJobRole": ("runs/*/stage2/",),
+    "MaterializeJobRole": ("runs/*/final/", "index/"),
+    "PipelineStateMachine": ("map-results/",),
+}
 # Actions that take no resource-level scoping; only these may have Resource "*".
 STAR_ONLY_ACTIONS = {
     # Metrics take no resource; the statement is held to the pipeline's namespace (asserted below).
@@ -125,6 +136,8 @@ def iam_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
             documents += [p for p in props.get("Policies", []) if isinstance(p, dict) and "Statement" in p]
         for document in documents:
             for statement in document["Statement"]:
+                if "Fn::If" in statement:  # a conditional statement: the granted branch
+                    statement = statement["Fn::If"][1]
                 yield name, statement
 
 
@@ -295,7 +308,7 @@ def test_roles_that_read_run_files_can_tell_a_missing_file_from_a_forbidden_one(
         ]
         assert lists and all("Condition" not in s for s in lists), name
         checked += 1
-    assert checked == len(FUNCTIONS) + 1  # the four functions and the Batch job role
+    assert checked == len(FUNCTIONS) + len(JOB_DEFINITIONS)  # the four functions and the three job roles
 
 
 def test_each_function_writes_only_under_its_prefixes(resources):
@@ -306,9 +319,8 @@ def test_each_function_writes_only_under_its_prefixes(resources):
         for resource in as_list(statement["Resource"]):
             text = fn_sub_text(resource)
             assert text.startswith("${PipelineBucket.Arn}/") and text.endswith("/*"), (name, text)
-            # runs/ and index/ for our code; map-results/ for the state machine's ResultWriter only.
-            allowed = ("runs", "index", "map-results") if name.startswith("PipelineStateMachine") else ("runs", "index")
-            assert text.split("/")[1] in allowed, (name, text)
+            # Each writer under its own prefixes; map-results/ for the state machine's ResultWriter only.
+            assert any(text.startswith(f"${{PipelineBucket.Arn}}/{p}") for p in WRITES[name]), (name, text)
 
 
 # --- functions, layer, state machine ----------------------------------------------------------
@@ -457,7 +469,7 @@ def test_job_definitions_run_the_gpu_task_image_with_a_timeout_and_logs(resource
         requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
         assert requirements.get("GPU") == gpus, name
         assert {"VCPU", "MEMORY"} <= set(requirements)
-        assert container["JobRoleArn"] == {"Fn::GetAtt": ["BatchJobRole", "Arn"]}
+        assert container["JobRoleArn"] == {"Fn::GetAtt": [name.replace("Definition", "Role"), "Arn"]}
         assert container["ExecutionRoleArn"] == {"Fn::GetAtt": ["BatchExecutionRole", "Arn"]}
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
         assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "BatchLogGroup"}
@@ -675,3 +687,21 @@ def test_every_run_that_ends_badly_reaches_record_failure(resources):
 def test_a_deployment_keeps_the_job_definition_revisions_a_running_run_submits(resources):
     for name in JOB_DEFINITIONS:
         assert resources[name]["Properties"]["ResourceRetentionPolicy"] == {"SkipDeregisterOnUpdate": True}
+
+
+def test_each_job_reads_only_what_it_needs_and_the_input_key_only_when_given(resources, template):
+    def reads(role: str) -> str:
+        return json.dumps([st["Resource"] for n, st in iam_statements(resources) if n == role])
+
+    for role in ("DetectJobRole", "ClassifyJobRole"):  # SpeciesNet crops from the photo: classify reads it too
+        assert "InputBucketName" in reads(role) and "/models/*" in reads(role)
+    assert "InputBucketName" not in reads("MaterializeJobRole") and "/models/" not in reads("MaterializeJobRole")
+    assert "InputBucketName" not in reads("MaterializeFunction")
+    decrypts = [(n, st) for n, st in iam_statements(resources) if "kms:Decrypt" in as_list(st["Action"])]
+    assert {n for n, _ in decrypts} == {"DetectJobRole", "ClassifyJobRole"}
+    assert all(st["Resource"] == {"Ref": "InputKmsKeyArn"} for _, st in decrypts)
+    for role in ("DetectJobRole", "ClassifyJobRole"):
+        [policy] = resources[role]["Properties"]["Policies"]
+        conditional = [st["Fn::If"] for st in policy["PolicyDocument"]["Statement"] if "Fn::If" in st]
+        assert conditional == [["HasInputKey", conditional[0][1], {"Ref": "AWS::NoValue"}]]
+    assert "AllowedPattern" in template["Parameters"]["InputKmsKeyArn"]

@@ -222,18 +222,17 @@ class LocalEngine:
         self.aws.set_batch_runner(self.run_job)
 
     def _stand_ins(self) -> dict[str, Any]:
-        """Values for what job definitions Ref or GetAtt: parameter defaults, a role, placeholders."""
+        """Values for what job definitions Ref or GetAtt: parameter defaults, one role for every role, placeholders."""
         resources = self.template.functions.keys() | self.template.job_definitions.keys()
         names: dict[str, Any] = {name: f"local-{name}" for name in resources}
         names.update(
             {
                 "PipelineBucket": MIRROR_BUCKET,
                 "EcrRepository": "local/wildlife-gpu",
-                "BatchJobRole": self.aws.role_arn(),
-                "BatchExecutionRole": self.aws.role_arn(),
                 "BatchLogGroup": f"/aws/batch/{PSEUDO['AWS::StackName']}",
             }
         )
+        names.update(dict.fromkeys(self.template.roles, self.aws.role_arn()))
         names.update({k: v for k, v in self.template.parameters.items() if v is not None})
         return names
 

@@ -51,6 +51,8 @@ class PipelineTemplate:
     job_definitions: dict[str, dict[str, Any]]
     job_queues: dict[str, dict[str, Any]]
     """Logical id -> the queue's Properties."""
+    roles: list[str] = field(default_factory=list)
+    """Logical ids of the IAM roles (locally, one moto role stands in for all of them)."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Template parameter name → its Default (None when it has none)."""
 
@@ -80,9 +82,17 @@ class PipelineTemplate:
         }
         jobs = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobDefinition"}
         queues = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::Batch::JobQueue"}
+        roles = [name for name, r in resources.items() if r.get("Type") == "AWS::IAM::Role"]
         parameters = {name: spec.get("Default") for name, spec in document.get("Parameters", {}).items()}
         return cls(
-            path.parent, definition, props.get("DefinitionSubstitutions", {}), functions, jobs, queues, parameters
+            path.parent,
+            definition,
+            props.get("DefinitionSubstitutions", {}),
+            functions,
+            jobs,
+            queues,
+            roles,
+            parameters,
         )
 
     def capacity_waits(self) -> dict[str, float]:
