@@ -6,9 +6,9 @@ import io
 import json
 import os
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 import pyarrow as pa
@@ -107,25 +107,20 @@ def attempt() -> int:
     return int(os.environ.get("AWS_BATCH_JOB_ATTEMPT") or 1)
 
 
+HOST_INFO = Path("/etc/wildlife/host.json")
+"""Instance type and lifecycle of a Batch host, written at boot by the launch template's user data: a
+job may not ask the metadata service itself (template.yaml, BatchLaunchTemplate)."""
+
+
 def host() -> tuple[str | None, str | None]:
-    """Instance type and purchase option (``spot``, ``on-demand``) of the host, for the cost estimate
-    (EC2 metadata, IMDSv2); None for what is not known."""
-    info: dict[str, str | None] = {"instance_type": os.environ.get("WILDLIFE_INSTANCE_TYPE"), "lifecycle": None}
-    if info["instance_type"] or not os.environ.get("AWS_BATCH_JOB_ID"):
-        return info["instance_type"], info["lifecycle"]
-    base = "http://169.254.169.254/latest"
+    """Instance type and purchase option (``spot``, ``on-demand``) of the host, for the cost estimate;
+    None for what is not known (a local run, or an older host without the file)."""
+    instance_type = os.environ.get("WILDLIFE_INSTANCE_TYPE") or None
     try:
-        # Half a second each: metadata answers in milliseconds on EC2; anywhere else it never will.
-        token_request = urllib.request.Request(
-            f"{base}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
-        )
-        token = urllib.request.urlopen(token_request, timeout=0.5).read().decode()
-        for key, path in (("instance_type", "instance-type"), ("lifecycle", "instance-life-cycle")):
-            request = urllib.request.Request(f"{base}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token})
-            info[key] = urllib.request.urlopen(request, timeout=0.5).read().decode()
-    except OSError:
-        pass
-    return info["instance_type"], info["lifecycle"]
+        info = json.loads(HOST_INFO.read_text())
+    except (OSError, ValueError):
+        return instance_type, None
+    return instance_type or info.get("instance_type") or None, info.get("lifecycle") or None
 
 
 def log_line(event: str, **fields: Any) -> None:

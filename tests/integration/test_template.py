@@ -705,3 +705,24 @@ def test_each_job_reads_only_what_it_needs_and_the_input_key_only_when_given(res
         conditional = [st["Fn::If"] for st in policy["PolicyDocument"]["Statement"] if "Fn::If" in st]
         assert conditional == [["HasInputKey", conditional[0][1], {"Ref": "AWS::NoValue"}]]
     assert "AllowedPattern" in template["Parameters"]["InputKmsKeyArn"]
+
+
+def test_jobs_cannot_reach_the_instance_role_through_the_metadata_service(resources):
+    """Batch runs EC2 jobs with host networking, so the hop limit alone does not stop a job: the
+    instance rejects metadata traffic from the image's user, and writes what jobs need to a file."""
+    data = resources["BatchLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+    user_data = data["UserData"]["Fn::Base64"]
+    assert user_data.startswith("Content-Type: multipart/mixed")  # what Batch accepts
+    uid = re.search(r"useradd .*--uid (\d+)", (ROOT / "gpu_task" / "Dockerfile").read_text()).group(1)
+    assert re.search(
+        rf"iptables --insert OUTPUT --destination 169\.254\.169\.254 .*--uid-owner {uid} --jump REJECT", user_data
+    )
+    assert "> /etc/wildlife/host.json" in user_data
+    for name in ("DetectJobDefinition", "ClassifyJobDefinition"):
+        container = resources[name]["Properties"]["ContainerProperties"]
+        [volume] = container["Volumes"]
+        assert volume["Host"]["SourcePath"] == "/etc/wildlife"
+        assert container["MountPoints"] == [
+            {"SourceVolume": volume["Name"], "ContainerPath": "/etc/wildlife", "ReadOnly": True}
+        ]

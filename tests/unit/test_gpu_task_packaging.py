@@ -156,3 +156,15 @@ def test_the_entrypoint_classifies_a_shard_with_a_speciesnet_folder(tmp_path: Pa
     assert result.returncode == 0, result.stderr[-2000:]
     marker = json.loads((Path(run["run_uri"]) / "stage2" / "results" / "c00000.done.json").read_text())
     assert marker["crops"] > 21 and marker["failed_crops"] == 0 and marker["speciesnet_version"] == "standin-5.0"
+
+
+def test_a_job_learns_its_host_from_the_file_the_instance_wrote(tmp_path, monkeypatch) -> None:
+    from wildlife_gpu import shards
+
+    monkeypatch.delenv("WILDLIFE_INSTANCE_TYPE", raising=False)
+    monkeypatch.setattr(shards, "HOST_INFO", tmp_path / "host.json")
+    assert shards.host() == (None, None)  # a local run: nothing known
+    (tmp_path / "host.json").write_text('{"instance_type": "g5.xlarge", "lifecycle": "spot"}\n')
+    assert shards.host() == ("g5.xlarge", "spot")
+    monkeypatch.setenv("WILDLIFE_INSTANCE_TYPE", "g6.xlarge")
+    assert shards.host() == ("g6.xlarge", "spot")
