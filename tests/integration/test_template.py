@@ -726,3 +726,45 @@ def test_jobs_cannot_reach_the_instance_role_through_the_metadata_service(resour
         assert container["MountPoints"] == [
             {"SourceVolume": volume["Name"], "ContainerPath": "/etc/wildlife", "ReadOnly": True}
         ]
+
+
+@pytest.mark.parametrize(
+    ("parameter", "accepted", "refused"),
+    [
+        (
+            "InstanceTypes",
+            ["g4dn.xlarge", "g5.2xlarge", "g6e.xlarge", "p5.48xlarge"],
+            ["p3.2xlarge", "g5g.xlarge", "g4ad.xlarge", "m5.large"],
+        ),
+        ("NotificationEmail", ["", "ops@example.org"], ["ops", "a b@example.org"]),
+        (
+            "ScheduleExpression",
+            ["", "cron(0 3 * * ? *)", "rate(1 day)", "rate(12 hours)"],
+            ["daily", "rate(0 days)", "cron(0 3 * * ? *"],
+        ),
+        ("ScheduleInput", ['{"input": "s3://x/"}'], ["input=s3://x/", ""]),
+        ("SubnetIds", ["", "subnet-0123456789abcdef0"], ["subnet-XYZ", "vpc-01234567"]),
+        ("SecurityGroupIds", ["", "sg-0123abcd"], ["sg-", "default"]),
+        (
+            "InputKmsKeyArn",
+            ["", "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            ["alias/photos"],
+        ),
+    ],
+)
+def test_free_form_parameters_refuse_what_would_fail_later(template, parameter, accepted, refused):
+    """CloudFormation checks AllowedPattern against the whole value (each element of a list) before
+    anything is created; a wrong value fails the deploy in its first second, not at the first run."""
+    pattern = re.compile(template["Parameters"][parameter]["AllowedPattern"])
+    assert all(pattern.fullmatch(value) for value in accepted)
+    assert not any(pattern.fullmatch(value) for value in refused)
+    spec = template["Parameters"][parameter]
+    default = spec.get("Default", "")
+    defaults = default.split(",") if spec["Type"] == "CommaDelimitedList" else [default]
+    assert all(pattern.fullmatch(value) for value in defaults), "the default must pass its own pattern"
+
+
+def test_every_text_parameter_has_a_pattern_or_a_list_of_values(template):
+    for name, spec in template["Parameters"].items():
+        if spec["Type"] in ("String", "CommaDelimitedList"):
+            assert "AllowedPattern" in spec or "AllowedValues" in spec, name
