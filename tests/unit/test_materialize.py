@@ -215,6 +215,19 @@ def test_a_successful_run_feeds_the_incremental_index(run, s3, lambda_context) -
     assert again["skipped"] == 5 and again["images"] == 1
 
 
+def test_a_run_with_tolerated_failures_indexes_only_its_finished_shards(run, s3, lambda_context) -> None:
+    """A nightly incremental run after a partial one redoes only what did not finish."""
+    layout = RunLayout(run["run_uri"])
+    commit_typical_stage1(layout)  # 00002 never committed; 00000 has a crop no classification shard covered
+    assert materialize({"run": run}, lambda_context)["status"] == "partial"
+    again = plan(
+        {"config": {"input": "s3://traps/", "incremental": True, "run_id": "r2", **CLASSIFIED}, "execution_name": "x"},
+        lambda_context,
+    )
+    # Only d.jpg is done: c.jpg failed, a/b wait for species, e/f were in the failed shard.
+    assert again["skipped"] == 1 and again["images"] == 5
+
+
 def test_the_batch_materialize_job_puts_the_run_metrics_the_alarm_watches(run, monkeypatch, capsys) -> None:
     """CloudWatch reads EMF only from Lambda logs: the Batch job puts the same metrics itself."""
     import boto3

@@ -311,7 +311,11 @@ def materialize(run_uri: str) -> MaterializeResult:
                         ok_etags.append(first["image_etag"])
                     if sn is not None:
                         sn.add_image(first["image_uri"], rows, failed=first["failure"] is not None)
-                index.add(ok_uris, ok_etags)
+                # Only a shard with nothing left to do goes into the index of processed images: one
+                # that failed, or whose crops no classification shard covered, must be done again
+                # by the next incremental run.
+                if shard in stage1 and (not unclassified or unclassified[-1] != shard):
+                    index.add(ok_uris, ok_etags)
                 if tally.images - before != ref["images"]:
                     mismatched.append(shard)
         writer.close()
@@ -319,11 +323,15 @@ def materialize(run_uri: str) -> MaterializeResult:
         storage.upload_file(md_path, layout.megadetector_json)
         if speciesnet_version:
             storage.upload_file(sn_path, layout.speciesnet_json)
-        if not failed_shards and tally.images:
+        balanced = (
+            not mismatched and tally.images == planned_images == tally.with_detections + tally.empty + tally.failed
+        )
+        if balanced and tally.images:
+            # Also for a run that ended with tolerated failures: its successful shards are done, and
+            # the next incremental run (a nightly schedule) must not redo them.
             index.close()
 
     failed_shards += [FailedShard(stage=Stage.CLASSIFICATION, shard=s) for s in unclassified]
-    balanced = not mismatched and tally.images == planned_images == tally.with_detections + tally.empty + tally.failed
     counts = record.get("counts") or PlanCounts(listed=0, not_images=0, skipped=0)
     summary: Summary = {
         "run_id": record["run_id"],
