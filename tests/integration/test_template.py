@@ -544,23 +544,39 @@ def test_alarms_cover_runs_functions_and_image_failures(resources):
     assert rate["Threshold"] == {"Ref": "ImageFailureRateAlarmPercent"}
     assert rate["TreatMissingData"] == "notBreaching"
     assert len(alarms) == 4 + len(FUNCTIONS) + 1
-    for props in alarms.values():
-        assert props["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    # A run that ends badly is reported once, by RunEndedRule with its cause, not by these alarms too.
+    per_run = {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for (_, metric, _), props in alarms.items():
+        assert props.get("AlarmActions") == (None if metric in per_run else [{"Ref": "AlertsTopic"}]), metric
         assert props["TreatMissingData"] == "notBreaching"
 
 
-def test_failed_batch_jobs_of_our_queue_reach_the_topic_as_readable_text(resources):
-    rule = resources["BatchJobFailedRule"]["Properties"]
+def test_each_run_that_ends_badly_is_one_message_and_failed_jobs_are_logged_not_mailed(resources):
+    rule = resources["RunEndedRule"]["Properties"]
     assert rule["EventPattern"] == {
-        "source": ["aws.batch"],
-        "detail-type": ["Batch Job State Change"],
-        "detail": {"status": ["FAILED"], "jobQueue": [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}]},
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"], "stateMachineArn": [{"Ref": "PipelineStateMachine"}]},
     }
     [target] = rule["Targets"]
     assert target["Arn"] == {"Ref": "AlertsTopic"}
-    transformer = target["InputTransformer"]
-    assert {"jobName", "statusReason"} <= set(transformer["InputPathsMap"])
-    assert "<jobName>" in transformer["InputTemplate"] and "<statusReason>" in transformer["InputTemplate"]
+    template = target["InputTransformer"]["InputTemplate"]
+    assert all(f"<{key}>" in template for key in ("name", "status", "cause"))
+    jobs = resources["BatchJobFailedRule"]["Properties"]
+    assert jobs["EventPattern"]["detail"] == {
+        "status": ["FAILED"],
+        "jobQueue": [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}],
+    }
+    assert jobs["Targets"] == [{"Id": "FailedJobsLog", "Arn": {"Fn::GetAtt": ["FailedJobsLogGroup", "Arn"]}}]
+    assert fn_sub_text(resources["FailedJobsLogGroup"]["Properties"]["LogGroupName"]).startswith("/aws/events/")
+    topic_targets = [
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Events::Rule"
+        for target in resource["Properties"].get("Targets", [])
+        if target["Arn"] == {"Ref": "AlertsTopic"}
+    ]
+    assert sorted(topic_targets) == ["JobQueueBlockedRule", "RunEndedRule"]
 
 
 def test_alerts_topic_is_encrypted_with_a_key_alarms_and_events_may_use(resources):
