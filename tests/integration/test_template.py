@@ -543,7 +543,7 @@ def test_alarms_cover_runs_functions_and_image_failures(resources):
     assert rate["Dimensions"][0]["Name"] == "service"
     assert rate["Threshold"] == {"Ref": "ImageFailureRateAlarmPercent"}
     assert rate["TreatMissingData"] == "notBreaching"
-    assert len(alarms) == 4 + len(FUNCTIONS) + 1
+    assert len(alarms) == 4 + len(FUNCTIONS) + 1 + 1  # + the schedule's dead letters
     # A run that ends badly is reported once, by RunEndedRule with its cause, not by these alarms too.
     per_run = {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
     for (_, metric, _), props in alarms.items():
@@ -604,6 +604,17 @@ def test_schedule_exists_only_when_asked_and_may_only_start_the_pipeline(templat
     json.loads(template["Parameters"]["ScheduleInput"]["Default"])
     [statement] = resources["ScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert (statement["Action"], statement["Resource"]) == ("states:StartExecution", {"Ref": "PipelineStateMachine"})
+    # A start that fails for good is kept and alarmed on, not lost.
+    assert schedule["Properties"]["Target"]["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]}
+    }
+    for name in ("ScheduleDeadLetterQueue", "ScheduleDeadLetterQueuePolicy", "ScheduleFailedAlarm"):
+        assert resources[name]["Condition"] == "HasSchedule", name
+    alarm = resources["ScheduleFailedAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "QueueName"]}}
+    ]
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
 
 
 def test_dashboard_body_is_json_once_substituted(resources):
