@@ -795,3 +795,11 @@ def test_every_text_parameter_has_a_pattern_or_a_list_of_values(template):
     for name, spec in template["Parameters"].items():
         if spec["Type"] in ("String", "CommaDelimitedList"):
             assert "AllowedPattern" in spec or "AllowedValues" in spec, name
+
+
+def test_a_runs_default_concurrency_is_what_spot_runs_at_once(template, resources):
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SPOT_MAX_VCPUS"] == {"Ref": "MaxvCpus"}
+    for name in ("DetectJobDefinition", "ClassifyJobDefinition"):
+        requirements = resources[name]["Properties"]["ContainerProperties"]["ResourceRequirements"]
+        assert {"Type": "VCPU", "Value": variables["JOB_VCPUS"]} in requirements, name

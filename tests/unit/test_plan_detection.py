@@ -177,3 +177,17 @@ def test_a_local_folder_is_planned_the_same_way(tmp_path, lambda_context) -> Non
     assert result["run_uri"] == str((tmp_path / "out" / "runs" / "local-1").resolve()) + "/"
     manifest = storage.read_json(RunLayout(result["run_uri"]).shard_manifest("stage1", "00000"))
     assert [i["image"] for i in manifest["images"]] == ["cam1/IMG_1.JPG", "cam1/IMG_2.jpg"]
+
+
+def test_max_concurrency_defaults_to_the_spot_jobs_the_stack_runs(s3, lambda_context, monkeypatch) -> None:
+    from wildlife_common.planning import plan_detection
+
+    s3.put_object(Bucket="pipeline", Key="models/detector.pt", Body=b"w")
+    put_images(s3, "traps", ["a.jpg"])
+    config = {"input": "s3://traps/", "detector": "s3://pipeline/models/detector.pt", "output": "s3://pipeline/"}
+    monkeypatch.setenv("SPOT_MAX_VCPUS", "64")
+    monkeypatch.setenv("JOB_VCPUS", "4")
+    assert plan_detection({**config, "run_id": "r1"}, None, None)["max_concurrency"] == 16
+    assert plan_detection({**config, "run_id": "r2", "max_concurrency": 40}, None, None)["max_concurrency"] == 40
+    monkeypatch.delenv("SPOT_MAX_VCPUS")  # a local run: the engine's --jobs bounds it instead
+    assert plan_detection({**config, "run_id": "r3"}, None, None)["max_concurrency"] == 100

@@ -213,9 +213,10 @@ class RunConfig:
         profile="incremental",
         options=_START,
     )
-    max_concurrency: int = setting(
-        100,
-        "Shards processed at once (Distributed Map child executions, i.e. GPU jobs in flight).",
+    max_concurrency: int | None = setting(
+        None,
+        "Shards processed at once (Distributed Map child executions, i.e. GPU jobs in flight); none = as many "
+        "as the Spot compute environment runs (MaxvCpus / 4), so that a run does not spill onto on-demand GPUs.",
         profile="max_concurrency",
         options=_START,
         # A Distributed Map runs at most 10,000 child executions at once.
@@ -383,6 +384,24 @@ def parse_config(raw: Any, *, default_run_id: str | None = None, default_output:
     if not values.get("classifier"):
         values["detection_only"] = True
     return RunConfig(**values)
+
+
+# Without a stack to ask (a local run), shards in flight are bounded by the local engine's --jobs instead.
+UNBOUNDED_CONCURRENCY = 100
+
+
+def default_max_concurrency() -> int:
+    """Shards in flight when a run does not say: the jobs the Spot compute environment runs at once.
+
+    The template sets SPOT_MAX_VCPUS (its MaxvCpus) and JOB_VCPUS (what one job asks for); more shards
+    in flight than that would queue for, or spill onto, on-demand GPUs at about three times the price.
+    """
+    import os
+
+    try:
+        return max(1, int(os.environ["SPOT_MAX_VCPUS"]) // int(os.environ["JOB_VCPUS"]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return UNBOUNDED_CONCURRENCY
 
 
 def pipeline_root_from_env() -> str | None:

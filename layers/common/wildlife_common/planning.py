@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from wildlife_common import speciesnet, storage
-from wildlife_common.config import RESULT_SETTINGS, RunConfig, parse_config
+from wildlife_common.config import RESULT_SETTINGS, RunConfig, default_max_concurrency, parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.images import is_image
 from wildlife_common.incremental import ProcessedImages
@@ -177,7 +177,7 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         "pending_images": sum(ref["images"] for ref in pending),
         "skipped": counts.get("skipped", 0),
         "detection_only": not config.classify,
-        "max_concurrency": config.max_concurrency,
+        "max_concurrency": config.max_concurrency or default_max_concurrency(),
         "tolerated_failure_percentage": config.tolerated_failure_percentage,
         "materialize_on_batch": counts.get("images", 0) > config.materialize_batch_threshold,
     }
