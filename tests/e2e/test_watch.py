@@ -51,6 +51,7 @@ def test_watch_shows_every_state_and_both_maps_of_a_real_run(deployed, tmp_path:
     entered = [line.split()[2] for line in lines if re.match(r"hh:mm:ss  ▶ ", line)]
     assert entered == [
         "PlanDetection",
+        "AnotherScheduledRunRunning",
         "AnyShardsToDetect",
         "DetectShards",
         "DetectionOnly",

@@ -48,6 +48,8 @@ DUMMY_SUBSTITUTIONS = {
 
 STATE_TYPES = {
     "PlanDetection": "Task",
+    "AnotherScheduledRunRunning": "Choice",
+    "SkippedOverlappingRun": "Succeed",
     "AnyShardsToDetect": "Choice",
     "DetectShards": "Map",
     "DetectionOnly": "Choice",
@@ -239,9 +241,14 @@ def test_choices_route_as_designed(definition):
     def routes(name):
         state = states[name]
         return [
-            (c["Variable"], c.get("NumericGreaterThan", c.get("BooleanEquals")), c["Next"]) for c in state["Choices"]
+            (c["Variable"], c.get("NumericGreaterThan", c.get("BooleanEquals", c.get("IsPresent"))), c["Next"])
+            for c in state["Choices"]
         ], state["Default"]
 
+    assert routes("AnotherScheduledRunRunning") == (
+        [("$.run.overlapping_run", True, "SkippedOverlappingRun")],
+        "AnyShardsToDetect",
+    )
     assert routes("AnyShardsToDetect") == ([("$.run.shard_count", 0, "DetectShards")], "DetectionOnly")
     assert routes("DetectionOnly") == ([("$.run.detection_only", True, "ChooseMaterializer")], "PlanClassification")
     assert routes("AnyCropsToClassify") == (
@@ -249,7 +256,7 @@ def test_choices_route_as_designed(definition):
         "ChooseMaterializer",
     )
     assert routes("ChooseMaterializer") == ([("$.run.materialize_on_batch", True, "MaterializeOnBatch")], "Materialize")
-    assert states["PlanDetection"]["Next"] == "AnyShardsToDetect"
+    assert states["PlanDetection"]["Next"] == "AnotherScheduledRunRunning"
     assert states["DetectShards"]["Next"] == "DetectionOnly"
     assert states["PlanClassification"]["Next"] == "AnyCropsToClassify"
     assert states["ClassifyShards"]["Next"] == "ChooseMaterializer"
@@ -474,7 +481,7 @@ CONFIG = {"input": "s3://my-traps/2026/", "detector": "s3://my-models/md_v1000.p
 
 
 def planned_run(**overrides: Any) -> dict[str, Any]:
-    """What PlanDetection returns (the contract in the architecture)."""
+    """What PlanDetection returns (records.DetectionPlan)."""
     run = {
         "run_id": "r1",
         "run_uri": "s3://wildlife-pipeline-bucket/runs/r1/",
@@ -521,6 +528,7 @@ def test_a_run_with_nothing_to_detect_materializes_and_returns_the_summary(sfn):
     assert json.loads(described["output"]) == summary
     assert entered_states(sfn, execution) == [
         "PlanDetection",
+        "AnotherScheduledRunRunning",
         "AnyShardsToDetect",
         "DetectionOnly",
         "ChooseMaterializer",
@@ -532,6 +540,18 @@ def test_a_run_with_nothing_to_detect_materializes_and_returns_the_summary(sfn):
     assert plan["Payload"] == {"config": CONFIG, "execution_name": "r1"}
     assert materialize["FunctionName"] == DUMMY_SUBSTITUTIONS["MaterializeFunctionArn"]
     assert materialize["Payload"] == {"run": planned_run()}
+
+
+def test_a_run_skipped_for_an_overlapping_one_ends_after_planning(sfn):
+    queue_lambda_results({**planned_run(shard_count=0, images=0, skipped=0), "overlapping_run": "last-night"})
+    arn = create_pipeline(sfn)
+    execution = sfn.start_execution(stateMachineArn=arn, name="tonight", input=json.dumps(CONFIG))["executionArn"]
+
+    described = wait_for(sfn, execution)
+
+    assert described["status"] == "SUCCEEDED", described
+    assert entered_states(sfn, execution) == ["PlanDetection", "AnotherScheduledRunRunning", "SkippedOverlappingRun"]
+    assert json.loads(described["output"])["run"]["overlapping_run"] == "last-night"
 
 
 def test_an_unreadable_shard_list_fails_the_run_with_the_recorded_cause(sfn):

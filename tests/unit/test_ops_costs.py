@@ -99,11 +99,12 @@ def test_a_missing_or_broken_price_file_is_a_config_error(tmp_path) -> None:
 
 
 def test_state_transitions_follow_the_state_machine_path() -> None:
-    # PlanDetection, AnyShardsToDetect, DetectShards, DetectionOnly, ChooseMaterializer, Materialize, Done.
-    assert costs.state_transitions(3, 0, classify=False, materialize_on_batch=False) == 7 + 3
+    # PlanDetection, AnotherScheduledRunRunning, AnyShardsToDetect, DetectShards, DetectionOnly,
+    # ChooseMaterializer, Materialize, Done.
+    assert costs.state_transitions(3, 0, classify=False, materialize_on_batch=False) == 8 + 3
     # + PlanClassification, AnyCropsToClassify, ClassifyShards; + one child per classification shard.
-    assert costs.state_transitions(3, 1, classify=True, materialize_on_batch=False) == 10 + 4
-    assert costs.state_transitions(3, 0, classify=True, materialize_on_batch=True) == 10 + 3
+    assert costs.state_transitions(3, 1, classify=True, materialize_on_batch=False) == 11 + 4
+    assert costs.state_transitions(3, 0, classify=True, materialize_on_batch=True) == 11 + 3
 
 
 def test_summary_json_carries_the_cost_and_recomputing_it_gives_the_same_figure(s3, lambda_context) -> None:
@@ -126,8 +127,8 @@ def test_summary_json_carries_the_cost_and_recomputing_it_gives_the_same_figure(
     assert cost["gpu_usd"] == pytest.approx(0.526)  # one hour of g4dn.xlarge, as the markers say
     assert [job["seconds"] for job in cost["jobs"]] == [600.0, 1200.0, 1800.0]
     assert {job["stage"] for job in cost["jobs"]} == {"stage1"}
-    # Detection only: 7 parent states + 3 shard children.
-    assert cost["state_transitions"] == 10
+    # Detection only: 8 parent states + 3 shard children.
+    assert cost["state_transitions"] == 11
     functions = {i["function"]: i for i in cost["inputs"]["lambdas"]}
     assert set(functions) == {"PlanDetection", "Materialize"}
     assert functions["Materialize"]["measured"] is True and functions["Materialize"]["memory_mb"] == 3008

@@ -191,3 +191,34 @@ def test_max_concurrency_defaults_to_the_spot_jobs_the_stack_runs(s3, lambda_con
     assert plan_detection({**config, "run_id": "r2", "max_concurrency": 40}, None, None)["max_concurrency"] == 40
     monkeypatch.delenv("SPOT_MAX_VCPUS")  # a local run: the engine's --jobs bounds it instead
     assert plan_detection({**config, "run_id": "r3"}, None, None)["max_concurrency"] == 100
+
+
+def test_a_scheduled_run_does_nothing_while_the_previous_one_still_runs(s3, lambda_context, monkeypatch) -> None:
+    """skip_if_running (the schedule's input sets it): no shards, no run folder, the other run named."""
+    import json
+
+    import boto3
+    from wildlife_common.planning import plan_detection
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    machine = sfn.create_state_machine(
+        name="pipeline", roleArn=role, definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Succeed"}}})
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
+    s3.put_object(Bucket="pipeline", Key="models/detector.pt", Body=b"w")
+    put_images(s3, "traps", ["a.jpg"])
+    config = {"input": "s3://traps/", "detector": "s3://pipeline/models/detector.pt", "output": "s3://pipeline/"}
+    scheduled = {**config, "incremental": True, "skip_if_running": True}
+    sfn.start_execution(stateMachineArn=machine, name="by-hand", input=json.dumps(config))
+    sfn.start_execution(stateMachineArn=machine, name="tonight", input=json.dumps(scheduled))
+
+    # A run started by hand is not a reason to skip; the same execution (itself) is not either.
+    assert "overlapping_run" not in plan_detection(scheduled, "tonight", None)
+    sfn.start_execution(stateMachineArn=machine, name="tomorrow", input=json.dumps(scheduled))
+    skipped = plan_detection(scheduled, "tomorrow", None)
+    assert skipped["overlapping_run"] == "tonight" and skipped["shard_count"] == 0
+    assert not storage.exists("s3://pipeline/runs/tomorrow/run.json")
+    # Without the setting, runs overlap as before.
+    assert "overlapping_run" not in plan_detection({**config, "run_id": "manual"}, "manual", None)

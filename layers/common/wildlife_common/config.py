@@ -207,6 +207,12 @@ class RunConfig:
         profile="detection_only",
         options=_BOTH,
     )
+    skip_if_running: bool = setting(
+        False,
+        "Do nothing when another run started with skip_if_running is still running (for schedules: a slow "
+        "night's run is not joined by the next one over the same photos).",
+        options=_START,
+    )
     incremental: bool = setting(
         False,
         "Skip images that an earlier run on the same input already processed (same URI and ETag).",

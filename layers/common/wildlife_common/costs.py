@@ -80,10 +80,11 @@ _LIST_S_PER_IMAGE = 0.12 / 1000
 _WRITE_S_PER_SHARD = 0.05
 
 # States a successful run passes through in the parent execution (statemachine/pipeline.asl.json):
-# PlanDetection, AnyShardsToDetect, DetectShards, DetectionOnly, ChooseMaterializer, Materialize,
-# Done = 7. A classifier adds PlanClassification and AnyCropsToClassify, and ClassifyShards when
-# there are crops; materializing on Batch passes MaterializeOnBatch and BatchMaterialized (one more).
-PARENT_TRANSITIONS_DETECTION_ONLY = 7
+# PlanDetection, AnotherScheduledRunRunning, AnyShardsToDetect, DetectShards, DetectionOnly,
+# ChooseMaterializer, Materialize, Done = 8. A classifier adds PlanClassification and
+# AnyCropsToClassify, and ClassifyShards when there are crops; materializing on Batch passes
+# MaterializeOnBatch and BatchMaterialized (one more).
+PARENT_TRANSITIONS_DETECTION_ONLY = 8
 TRANSITIONS_PER_SHARD = 1
 """A shard's child execution runs one Task state (DetectShard / ClassifyShard); retries add more."""
 

@@ -7,7 +7,9 @@ the Step Functions payload stays far below its 256 KB limit whatever the size of
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,6 +137,9 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         The references and counts the state machine routes on (see ``statemachine/``).
     """
     config, layout = resolve_run(raw_config, execution_name, default_output)
+    if config.skip_if_running and (other := _overlapping_run(execution_name)) is not None:
+        log.info("run %s skipped: run %s, also started with skip_if_running, is still running", config.run_id, other)
+        return _nothing_planned(config, layout, other)
     _check_models(config)
     stored: RunRecord | None = storage.read_json(layout.run_json) if storage.exists(layout.run_json) else None
 
@@ -180,6 +185,50 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         "max_concurrency": config.max_concurrency or default_max_concurrency(),
         "tolerated_failure_percentage": config.tolerated_failure_percentage,
         "materialize_on_batch": counts.get("images", 0) > config.materialize_batch_threshold,
+    }
+
+
+def _overlapping_run(execution_name: str | None) -> str | None:
+    """The name of another RUNNING execution of this state machine started with skip_if_running.
+
+    The state machine is named by STATE_MACHINE_ARN (set by the template); without it (a local run)
+    there is nothing to ask and no run is skipped.
+    """
+    machine = os.environ.get("STATE_MACHINE_ARN")
+    if not machine:
+        return None
+    import boto3  # here: only deployed runs with skip_if_running ask Step Functions
+
+    sfn = boto3.client("stepfunctions")
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine, statusFilter="RUNNING"):
+        for execution in page["executions"]:
+            if execution["name"] == execution_name:
+                continue
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            try:
+                other = json.loads(described.get("input") or "{}")
+            except ValueError:
+                continue
+            if isinstance(other, dict) and other.get("skip_if_running") is True:
+                return str(execution["name"])
+    return None
+
+
+def _nothing_planned(config: RunConfig, layout: RunLayout, overlapping_run: str) -> DetectionPlan:
+    """PlanDetection's result for a run that is skipped: no shards, nothing written."""
+    return {
+        "run_id": config.run_id or "",
+        "run_uri": layout.run_uri,
+        "shards": {"bucket": "", "key": ""},
+        "shard_count": 0,
+        "images": 0,
+        "pending_images": 0,
+        "skipped": 0,
+        "detection_only": not config.classify,
+        "max_concurrency": 1,
+        "tolerated_failure_percentage": config.tolerated_failure_percentage,
+        "materialize_on_batch": False,
+        "overlapping_run": overlapping_run,
     }
 
 

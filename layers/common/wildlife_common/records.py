@@ -127,6 +127,9 @@ class DetectionPlan(TypedDict):
     max_concurrency: int
     tolerated_failure_percentage: float
     materialize_on_batch: bool
+    overlapping_run: NotRequired[str]
+    """Set when the run was started with skip_if_running while another such run was running (its
+    execution name): nothing was planned, and the state machine ends at SkippedOverlappingRun."""
 
 
 class ClassificationPlan(TypedDict):
