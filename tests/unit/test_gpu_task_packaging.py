@@ -15,7 +15,7 @@ DOCKERFILE = (ROOT / "gpu_task" / "Dockerfile").read_text()
 # Import name → the distribution that provides it, where they differ.
 DISTRIBUTIONS = {
     "PIL": "pillow",
-    "cv2": "ultralytics",
+    "cv2": "opencv-python",
     "yaml": "ultralytics",
     "pynvml": "nvidia-ml-py",
     "botocore": "boto3",
