@@ -338,14 +338,17 @@ def test_a_distributed_map_of_batch_jobs_tolerates_failures_up_to_its_percentage
 def test_batch_jobs_run_one_at_a_time_unless_more_are_allowed(aws: LocalAws, concurrency: int) -> None:
     arns = register_detect(aws)
     in_flight, most = [0], [0]
-    lock = threading.Lock()
+    changed = threading.Condition()
 
     def slow(job: BatchJob) -> int:
-        with lock:
+        with changed:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
-        time.sleep(0.2)  # long enough for the four jobs an inline Map submits at once to overlap
-        with lock:
+            changed.notify_all()
+            # Each job stays until two have run at once: soon where that is allowed (an inline Map
+            # submits its four jobs together), however slow the machine. Where it is not, the wait
+            # ends after 0.2 s, time enough for a wrongly started second job to show.
+            changed.wait_for(lambda: most[0] > 1, timeout=0.2 if concurrency == 1 else 30)
             in_flight[0] -= 1
         return 0
 
