@@ -20,7 +20,9 @@ from tests.e2e.conftest import SAMPLES, demo_config, final
 from wildlife.engine.local import LocalEngine
 from wildlife.engine.moto_hooks import BatchJob, BatchResult
 
-pytestmark = pytest.mark.slow
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 LOST_SHARD = "00001"
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "gpu_task" / "Dockerfile").read_text()
 
@@ -82,6 +84,7 @@ def test_the_entrypoint_answers_help_and_rejects_bad_arguments_in_one_line() -> 
     assert bad.stderr.strip().splitlines() == ["error: the following arguments are required: --shard (see --help)"]
 
 
+@pytest.mark.slow
 def test_a_shard_that_cannot_be_done_exits_1_with_one_line(tmp_path: Path) -> None:
     env = {"PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
@@ -94,6 +97,7 @@ def test_a_shard_that_cannot_be_done_exits_1_with_one_line(tmp_path: Path) -> No
     assert result.stderr.strip().splitlines()[-1] == f"error: no run at {tmp_path / 'runs' / 'r1'} (run.json missing)"
 
 
+@pytest.mark.slow
 def test_the_entrypoint_detects_a_shard_with_a_megadetector_v5_format_checkpoint(tmp_path: Path) -> None:
     """What a Batch job runs (``python -m wildlife_gpu detect``), in a fresh process, on MDv5's file format."""
     from wildlife_common.planning import plan_detection
@@ -123,6 +127,7 @@ def test_the_entrypoint_detects_a_shard_with_a_megadetector_v5_format_checkpoint
     assert marker["detector_format"] == "yolov5"
 
 
+@pytest.mark.slow
 def test_the_entrypoint_classifies_a_shard_with_a_speciesnet_folder(tmp_path: Path) -> None:
     """What a Batch classify job runs, in a fresh process, for a run whose classifier is a SpeciesNet folder."""
     from wildlife_common.planning import plan_classification, plan_detection

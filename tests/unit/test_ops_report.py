@@ -15,6 +15,9 @@ from tests.ops_support import REGION, STACK, create_stack, create_state_machine
 from wildlife.cli import main
 from wildlife.ops import stack as outputs
 
+# Each test plans, commits and materializes a run in moto before reporting on it: seconds each.
+pytestmark = pytest.mark.slow
+
 plan = load_handler("plan_detection").lambda_handler
 materialize = load_handler("materialize").lambda_handler
 

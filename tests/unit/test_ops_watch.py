@@ -24,6 +24,9 @@ from wildlife.ops.aws import Aws
 from wildlife.ops.follow import Follower, batch_job_in, follow
 from wildlife.ops.stack import load_stack
 
+# Each test runs the state machine with Batch jobs in moto and follows it: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
 LOG_GROUP = f"/aws/batch/{STACK}"
 RUN_URI = "s3://pipeline/runs/r1/"
 SHARDS = ["00000", "00001", "00002"]
