@@ -69,7 +69,7 @@ def undeclared(imported: dict[str, str], declared: set[str]) -> dict[str, str]:
 
 def test_the_layer_declares_what_the_lambdas_import() -> None:
     # The Lambda runtime ships boto3 and botocore; the layer leaves them out to stay under the size limit.
-    declared = requirement_names(ROOT / "layers" / "common" / "requirements.txt") | {"boto3", "botocore"}
+    declared = requirement_names(ROOT / "layers" / "common" / "requirements.in") | {"boto3", "botocore"}
     assert not undeclared(imported_distributions("layers/common/wildlife_common", "functions"), declared)
 
 
@@ -82,7 +82,7 @@ def test_pyproject_declares_what_the_wildlife_command_imports() -> None:
     assert set(undeclared(imported, declared)) <= {"yolov5"}
     extras = {requirement_name(r) for r in project["optional-dependencies"]["yolov5"]}
     yolov5_imports = requirement_names(ROOT / "gpu_task" / "requirements.txt") - requirement_names(
-        ROOT / "layers" / "common" / "requirements.txt"
+        ROOT / "layers" / "common" / "requirements.in"
     )
     assert {"pandas", "seaborn", "ipython", "scipy", "setuptools"} <= extras <= yolov5_imports
 
