@@ -19,7 +19,7 @@ help:
 	@echo "make test     run all tests (make test-fast: without the ones marked slow)"
 	@echo "make bench    speed figures into bench/results.json (make bench-gpu on a GPU machine)"
 	@echo "make demo-models  rebuild the demo detector, classifier and sample images"
-	@echo "make lint     ruff, mypy, cfn-lint, statelint, sam validate --lint"
+	@echo "make lint     ruff, mypy, cfn-lint, sam validate --lint"
 	@echo "make build    sam build"
 	@echo "make deploy   sam deploy (ENV=dev or ENV=prod, see samconfig.toml)"
 	@echo "make lock     rewrite the lock files from the requirement declarations (UPGRADE=1: newest versions)"
