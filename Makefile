@@ -98,7 +98,7 @@ deploy: build
 # already in a lock unless a declaration rules them out; UPGRADE=1 takes the newest allowed.
 LOCK_TOOLS := .venv-lock
 UV := $(LOCK_TOOLS)/bin/uv
-COMPILE = $(UV) pip compile --quiet --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+COMPILE = $(UV) pip compile --quiet --generate-hashes --no-strip-extras --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
 $(UV): requirements/lock/tools.txt
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
