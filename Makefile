@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # its files. `make lock` writes them from the declarations (requirements/*.txt,
 # layers/common/requirements.in, gpu_task/requirements*.txt); .venv, the GPU image
 # (gpu_task/Dockerfile) and `sam build` (layers/common/requirements.txt) install from them.
-DEV_LOCKS := requirements/lock/dev.txt requirements/lock/dev-nodeps.txt
+DEV_LOCKS := requirements/lock/pip.txt requirements/lock/dev.txt requirements/lock/dev-nodeps.txt
 LOCKS := $(DEV_LOCKS) requirements/lock/gpu.txt requirements/lock/gpu-nodeps.txt layers/common/requirements.txt
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
@@ -29,6 +29,8 @@ help:
 $(STAMP): $(DEV_LOCKS)
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# First the pip that can install the locks (requirements/pip.txt says why).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/pip.txt
 	$(PIP) --require-hashes -r requirements/lock/dev.txt
 	# yolov5 (the GPU task) and the reference implementations the tests compare with, without the
 	# dependencies they declare (see requirements/dev-nodeps.txt); what they import is in dev.txt.
@@ -120,7 +122,8 @@ lock: $(UV)
 	# packages are pinned to the lock's versions but not hash-checked (aws-lambda-builders).
 	$(COMPILE) --python-version 3.12 --python-platform aarch64-manylinux_2_34 layers/common/requirements.in \
 		-o layers/common/requirements.txt
-	# uv itself, for the next `make lock`.
+	# The pip that installs the locks, and uv itself, for the next `make lock`.
+	$(COMPILE) requirements/pip.txt -o requirements/lock/pip.txt
 	$(COMPILE) --no-deps requirements/tools.txt -o requirements/lock/tools.txt
 
 clean:

@@ -19,6 +19,7 @@ LOCKS = [
     ("gpu_task/requirements-nodeps.txt", "requirements/lock/gpu-nodeps.txt", True),
     ("layers/common/requirements.in", "layers/common/requirements.txt", False),
     ("requirements/tools.txt", "requirements/lock/tools.txt", True),
+    ("requirements/pip.txt", "requirements/lock/pip.txt", True),
 ]
 
 
