@@ -4,29 +4,39 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-REQS := requirements/all.txt requirements/dev.txt requirements/dev-nodeps.txt layers/common/requirements.txt \
-	gpu_task/requirements.txt gpu_task/requirements-nodeps.txt
+# The lock files: every package each deployment unit installs, at one version, with the hashes of
+# its files. `make lock` writes them from the declarations (requirements/*.txt,
+# layers/common/requirements.in, gpu_task/requirements*.txt); .venv, the GPU image
+# (gpu_task/Dockerfile) and `sam build` (layers/common/requirements.txt) install from them.
+DEV_LOCKS := requirements/lock/pip.txt requirements/lock/dev.txt requirements/lock/dev-nodeps.txt
+LOCKS := $(DEV_LOCKS) requirements/lock/gpu.txt requirements/lock/gpu-nodeps.txt layers/common/requirements.txt
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: help venv run test test-fast lint format build deploy validate clean bench bench-gpu demo-models
+.PHONY: help venv run test test-fast lint format build deploy validate clean bench bench-gpu demo-models lock
 
 help:
 	@echo "make run      run the pipeline on the bundled sample images (local engine, no AWS)"
-	@echo "make test     run all tests"
+	@echo "make test     run all tests (make test-fast: without the ones marked slow)"
 	@echo "make bench    speed figures into bench/results.json (make bench-gpu on a GPU machine)"
 	@echo "make demo-models  rebuild the demo detector, classifier and sample images"
-	@echo "make lint     ruff, mypy, cfn-lint, statelint, sam validate --lint"
+	@echo "make lint     ruff, mypy, cfn-lint, sam validate --lint"
 	@echo "make build    sam build"
 	@echo "make deploy   sam deploy (ENV=dev or ENV=prod, see samconfig.toml)"
+	@echo "make lock     rewrite the lock files from the requirement declarations (UPGRADE=1: newest versions)"
 
-$(STAMP): $(REQS)
+# Rebuilt whenever a lock file changes. pip checks every file it installs against the lock's hashes
+# (hash-checking mode is on for a whole pip command, so each command takes one lock).
+$(STAMP): $(DEV_LOCKS)
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/all.txt
+	# First the pip that can install the locks (requirements/pip.txt says why).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/pip.txt
+	$(PIP) --require-hashes -r requirements/lock/dev.txt
 	# yolov5 (the GPU task) and the reference implementations the tests compare with, without the
-	# dependencies they declare (see the files); what they import is in the files above.
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/dev-nodeps.txt
+	# dependencies they declare (see requirements/dev-nodeps.txt); what they import is in dev.txt.
+	$(PIP) --require-hashes --no-deps -r requirements/lock/dev-nodeps.txt
 	# Our own code, editable: the three import roots and the `wildlife` command (pyproject.toml).
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(STAMP)
@@ -83,5 +93,38 @@ build: $(STAMP)
 deploy: build
 	$(BIN)/sam deploy --config-env $(ENV)
 
+# The lock files. uv resolves: it can resolve for an interpreter and platform other than its own
+# (the layer runs on Lambda's python3.12 on arm64, the GPU image on Ubuntu 24.04's python3.12 on
+# x86_64) and can lock the --no-deps files without their dependencies; pip installs what it writes.
+# Each package gets the hashes of all its files on PyPI, for every platform. uv keeps the versions
+# already in a lock unless a declaration rules them out; UPGRADE=1 takes the newest allowed.
+LOCK_TOOLS := .venv-lock
+UV := $(LOCK_TOOLS)/bin/uv
+COMPILE = $(UV) pip compile --quiet --generate-hashes --no-strip-extras --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+$(UV): requirements/lock/tools.txt
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
+	test -x $(LOCK_TOOLS)/bin/python || $(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/tools.txt
+	touch $@
+
+lock: $(UV)
+	# The development environment, for Python 3.11 on any platform (.venv).
+	$(COMPILE) --universal --python-version 3.11 requirements/all.txt -o requirements/lock/dev.txt
+	$(COMPILE) --universal --python-version 3.11 --no-deps requirements/dev-nodeps.txt -o requirements/lock/dev-nodeps.txt
+	# The GPU image: nvidia/cuda's Ubuntu 24.04 (glibc 2.39) and its python3, 3.12.
+	$(COMPILE) --python-version 3.12 --python-platform x86_64-manylinux_2_39 gpu_task/requirements.txt \
+		-o requirements/lock/gpu.txt
+	$(COMPILE) --python-version 3.12 --no-deps gpu_task/requirements-nodeps.txt -o requirements/lock/gpu-nodeps.txt
+	# The Lambda layer: python3.12 on arm64, Amazon Linux 2023 (glibc 2.34). sam build reads
+	# requirements.txt beside the layer's code, so its lock is there. It checks the hashes of its
+	# first download, made for the building machine; the arm64 wheels it then fetches for compiled
+	# packages are pinned to the lock's versions but not hash-checked (aws-lambda-builders).
+	$(COMPILE) --python-version 3.12 --python-platform aarch64-manylinux_2_34 layers/common/requirements.in \
+		-o layers/common/requirements.txt
+	# The pip that installs the locks, and uv itself, for the next `make lock`.
+	$(COMPILE) requirements/pip.txt -o requirements/lock/pip.txt
+	$(COMPILE) --no-deps requirements/tools.txt -o requirements/lock/tools.txt
+
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

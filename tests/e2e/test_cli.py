@@ -12,7 +12,9 @@ from tests.e2e.conftest import MODELS, SAMPLES
 from tests.megadetector_validator import assert_megadetector_accepts
 from wildlife.cli import main
 
-pytestmark = pytest.mark.slow
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_wildlife_run_on_the_samples_shows_progress_then_the_summary_and_the_three_outputs(

@@ -23,7 +23,9 @@ from tests.s3_faults import EVERY_TIME, S3Faults
 from wildlife.engine.local import LocalEngine
 from wildlife.engine.moto import BatchJob, BatchResult
 
-pytestmark = pytest.mark.slow
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 LOST_SHARD = "00001"
 

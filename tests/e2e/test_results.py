@@ -11,7 +11,9 @@ from wildlife_common import storage
 from tests.e2e.conftest import GROUND_TRUTH, SAMPLES, SHOW_THRESHOLD, agreement, demo_config, final
 from wildlife.engine.local import MIRROR_BUCKET, LocalEngine
 
-pytestmark = pytest.mark.slow
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SAMPLE_IMAGES = sorted(GROUND_TRUTH)
 # The demo models on their own held-out scenes: detector recall ~0.95, classifier top-1 ~0.99

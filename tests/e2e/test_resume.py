@@ -15,7 +15,9 @@ import pytest
 from tests.e2e.conftest import SAMPLES, demo_config
 from wildlife.engine.local import LocalEngine
 
-pytestmark = pytest.mark.slow
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 # 3 images per shard: the 21 samples make 7 shards, so a kill after the first commit leaves most to do.
 SHARD_SIZE = 3

@@ -23,7 +23,9 @@ from tests.megadetector_validator import assert_megadetector_accepts, converted_
 from tests.speciesnet_reference import classify, decide
 from wildlife.cli import main
 
-pytestmark = pytest.mark.slow
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 DEMO_DETECTOR = ["--detector", str(ROOT / "demo" / "models" / "detector.pt"), "--image-size", "320"]
 """The run's own detector (the stand-in folder's info.json names an md_v5a.0.0.pt it does not hold)."""
 REFERENCE = ROOT / "tests" / "reference" / "speciesnet_run.py"

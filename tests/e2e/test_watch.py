@@ -18,6 +18,10 @@ from wildlife.cli import main
 from wildlife.engine.local import LocalEngine
 from wildlife.ops import stack as outputs
 
+# The whole pipeline in the local engine: the longest such test took 57 s on 2 shared cores
+# (test_resume.py); 600 s leaves room for a slower machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 
 @pytest.fixture
 def deployed(engine: LocalEngine, monkeypatch: pytest.MonkeyPatch) -> LocalEngine:

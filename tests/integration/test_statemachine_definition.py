@@ -177,6 +177,7 @@ def test_statelint_still_catches_a_dangling_next(tmp_path, definition):
     assert [m for m in messages if not _is_known_false_positive(m, definition)]
 
 
+@pytest.mark.slow
 def test_cfn_lint_step_functions_schema_accepts_the_definition(tmp_path):
     # cfn-lint validates the ASL only when it is embedded in an AWS::StepFunctions::StateMachine; its
     # schema knows the Distributed Map fields statelint rejects.
@@ -508,6 +509,7 @@ def test_moto_accepts_the_definition_and_starts_an_execution(sfn):
     assert described["status"] != "RUNNING"
 
 
+@pytest.mark.slow
 def test_a_run_with_nothing_to_detect_materializes_and_returns_the_summary(sfn):
     summary = {
         "run_id": "r1",

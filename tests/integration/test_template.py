@@ -149,6 +149,7 @@ def fn_sub_text(value: Any) -> str:
 # --- linters ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cfn_lint_reports_nothing():
     result = subprocess.run(
         [tool("cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, env=subprocess_env(), timeout=120
@@ -156,6 +157,7 @@ def test_cfn_lint_reports_nothing():
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_sam_validate_lint_passes_offline():
     result = subprocess.run(
         [tool("sam"), "validate", "--lint", "--template", str(TEMPLATE_PATH)],

@@ -48,6 +48,8 @@ def test_both_decode_paths_give_letterboxed_pixels(tmp_path: Path) -> None:
     assert figures["decode_speedup_vs_predict_list"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # every figure of `make bench`, tiny: 33 s measured on 2 shared cores
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="demo models not built")
 def test_make_bench_runs_every_figure_and_merges_results(tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.json"

@@ -42,6 +42,7 @@ def detected(tmp_path_factory) -> dict:
     return run
 
 
+@pytest.mark.slow
 def test_species_of_the_sample_animals_match_the_ground_truth(detected) -> None:
     marker = classify.run_classify(detected["run_uri"], "c00000")
     layout_results = storage.join(detected["run_uri"], "stage2", "results", "c00000.parquet")
@@ -70,6 +71,7 @@ def test_species_of_the_sample_animals_match_the_ground_truth(detected) -> None:
     assert labels == (MODELS / "labels.txt").read_text().split()
 
 
+@pytest.mark.slow
 def test_an_unreadable_crop_is_a_failure_row(detected, tmp_path) -> None:
     detections = pq.read_table(storage.join(detected["run_uri"], "stage1", "results", "00000.parquet")).to_pylist()
     crop = next(r["crop_uri"] for r in detections if r["crop_uri"])

@@ -42,6 +42,7 @@ def test_scene_is_deterministic_per_seed() -> None:
     assert not np.array_equal(np.asarray(a.image), np.asarray(c.image))
 
 
+@pytest.mark.slow
 def test_ground_truth_boxes_lie_inside_the_image() -> None:
     seen: set[str] = set()
     for seed in range(40):  # 40 scenes: ~70 objects of every kind, day and night

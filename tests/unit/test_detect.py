@@ -66,6 +66,7 @@ def samples_run(tmp_path_factory) -> tuple[str, RunLayout, dict]:
     return run_uri, layout, marker
 
 
+@pytest.mark.slow
 def test_every_sample_image_gets_rows_and_the_shard_commits(samples_run) -> None:
     _, layout, marker = samples_run
     table = pq.read_table(layout.results("stage1", "00000"))
@@ -113,6 +114,7 @@ def _ultralytics_boxes(model, path: Path) -> tuple[list[list[float]], list[float
     return boxes, result.boxes.conf.tolist(), [names[int(c)] for c in result.boxes.cls.tolist()]
 
 
+@pytest.mark.slow
 def test_on_the_same_pixels_our_detector_gives_ultralytics_boxes() -> None:
     """Fed the pixels ultralytics' loader makes (OpenCV full decode), our Detector returns its boxes,
     rounded to whole pixels as MegaDetector rounds them (so within half a pixel)."""
@@ -369,6 +371,7 @@ def test_byte_identical_photos_get_identical_rows_whatever_shares_their_batch(tm
     _same_rows(original, copy)
 
 
+@pytest.mark.slow
 def test_shard_size_does_not_change_the_table(tmp_path, mixed_folder) -> None:
     """1, 3 and 2,000 images per shard: every image meets other batch-mates, and gets the same rows."""
     tables = []

@@ -13,6 +13,9 @@ from wildlife_gpu.detector import Detector
 from wildlife_gpu.detector_files import NotADetector, inspect
 from wildlife_gpu.models import ModelError
 
+# The module builds a checkpoint of each detector family in a fresh process (about 25 s).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "demo" / "models"
 

@@ -9,14 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "gpu_task" / "Dockerfile").read_text()
 
 # Import name → the distribution that provides it, where they differ.
 DISTRIBUTIONS = {
     "PIL": "pillow",
-    "cv2": "ultralytics",
-    "yaml": "ultralytics",
+    "cv2": "opencv-python",
     "pynvml": "nvidia-ml-py",
     "botocore": "boto3",
 }
@@ -57,7 +58,8 @@ def test_the_image_installs_every_package_the_code_imports() -> None:
 
 def test_the_image_installs_the_yolov5_code_base_without_its_declared_dependencies() -> None:
     """yolov5 declares training loggers and model-hub clients; the image installs it --no-deps, pinned."""
-    assert "pip install --no-deps -r /build/gpu_task/requirements-nodeps.txt" in DOCKERFILE
+    assert "pip install --require-hashes --no-deps -r /build/gpu-nodeps.txt" in DOCKERFILE
+    assert "COPY requirements/lock/pip.txt requirements/lock/gpu.txt requirements/lock/gpu-nodeps.txt /build/" in DOCKERFILE
     pins = (ROOT / "gpu_task" / "requirements-nodeps.txt").read_text()
     assert re.search(r"^yolov5==7\.0\.(8|9|10|11)$", pins, re.MULTILINE)  # SpeciesNet's range
 
@@ -82,6 +84,7 @@ def test_the_entrypoint_answers_help_and_rejects_bad_arguments_in_one_line() -> 
     assert bad.stderr.strip().splitlines() == ["error: the following arguments are required: --shard (see --help)"]
 
 
+@pytest.mark.slow
 def test_a_shard_that_cannot_be_done_exits_1_with_one_line(tmp_path: Path) -> None:
     env = {"PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
@@ -94,6 +97,7 @@ def test_a_shard_that_cannot_be_done_exits_1_with_one_line(tmp_path: Path) -> No
     assert result.stderr.strip().splitlines()[-1] == f"error: no run at {tmp_path / 'runs' / 'r1'} (run.json missing)"
 
 
+@pytest.mark.slow
 def test_the_entrypoint_detects_a_shard_with_a_megadetector_v5_format_checkpoint(tmp_path: Path) -> None:
     """What a Batch job runs (``python -m wildlife_gpu detect``), in a fresh process, on MDv5's file format."""
     from wildlife_common.planning import plan_detection
@@ -123,6 +127,7 @@ def test_the_entrypoint_detects_a_shard_with_a_megadetector_v5_format_checkpoint
     assert marker["detector_format"] == "yolov5"
 
 
+@pytest.mark.slow
 def test_the_entrypoint_classifies_a_shard_with_a_speciesnet_folder(tmp_path: Path) -> None:
     """What a Batch classify job runs, in a fresh process, for a run whose classifier is a SpeciesNet folder."""
     from wildlife_common.planning import plan_classification, plan_detection

@@ -183,6 +183,7 @@ def test_a_handler_error_is_caught_by_its_type_name_with_a_lambda_style_cause(aw
     assert [e["taskFailedEventDetails"]["error"] for e in failed] == ["ConfigError"]
 
 
+@pytest.mark.slow
 def test_a_lambda_retry_on_a_custom_error_retries_then_succeeds(aws: LocalAws) -> None:
     calls = []
 
@@ -231,6 +232,7 @@ def test_submit_job_sync_runs_the_runner_with_the_command_filled_in(aws: LocalAw
     assert output["Attempts"][0]["Container"]["ExitCode"] == 0
 
 
+@pytest.mark.slow
 def test_a_failed_job_is_states_task_failed_with_the_job_as_the_cause(aws: LocalAws) -> None:
     arns = register_detect(aws)
     aws.set_batch_runner(Runner(BatchResult(exit_code=2, reason="weights missing")))
@@ -267,6 +269,7 @@ def test_a_failed_job_is_states_task_failed_with_the_job_as_the_cause(aws: Local
         pytest.param(3, [{"OnExitCode": "13*", "Action": "RETRY"}], [137, 0], 2, "SUCCEEDED", id="exit-code-glob"),
     ],
 )
+@pytest.mark.slow
 def test_the_job_definitions_retry_strategy_decides_which_attempts_are_retried(
     aws: LocalAws, attempts: int, rules: list[dict[str, str]], results: list[BatchResult | int], calls: int, status: str
 ) -> None:
@@ -288,6 +291,7 @@ def test_the_job_definitions_retry_strategy_decides_which_attempts_are_retried(
         assert "ExitCode" not in job["Attempts"][0]["Container"]
 
 
+@pytest.mark.slow
 def test_a_distributed_map_of_batch_jobs_tolerates_failures_up_to_its_percentage(aws: LocalAws) -> None:
     arns = register_detect(aws)
     s3 = aws.client("s3")
@@ -339,18 +343,22 @@ def test_a_distributed_map_of_batch_jobs_tolerates_failures_up_to_its_percentage
         assert counts == {"total": 4, "succeeded": 4 - failing, "failed": failing, "running": 0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_batch_jobs_run_one_at_a_time_unless_more_are_allowed(aws: LocalAws, concurrency: int) -> None:
     arns = register_detect(aws)
     in_flight, most = [0], [0]
-    lock = threading.Lock()
+    changed = threading.Condition()
 
     def slow(job: BatchJob) -> int:
-        with lock:
+        with changed:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
-        time.sleep(0.2)  # long enough for the four jobs an inline Map submits at once to overlap
-        with lock:
+            changed.notify_all()
+            # Each job stays until two have run at once: soon where that is allowed (an inline Map
+            # submits its four jobs together), however slow the machine. Where it is not, the wait
+            # ends after 0.2 s, time enough for a wrongly started second job to show.
+            changed.wait_for(lambda: most[0] > 1, timeout=0.2 if concurrency == 1 else 30)
             in_flight[0] -= 1
         return 0
 
@@ -380,6 +388,7 @@ def tiny_thread_switches() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
+@pytest.mark.slow
 def test_batch_submits_and_reads_from_many_threads_never_see_the_job_dict_change(
     aws: LocalAws, tiny_thread_switches: None
 ) -> None:
@@ -442,6 +451,7 @@ def test_a_map_of_many_small_batch_jobs_succeeds_every_time(aws: LocalAws) -> No
         assert execution["status"] == "SUCCEEDED", execution.get("cause")
 
 
+@pytest.mark.slow
 def test_a_result_lambda_cannot_serialise_is_a_marshal_error(aws: LocalAws) -> None:
     aws.register_lambda("plan", lambda event, context: {"when": object()})
     execution = run(aws, {"StartAt": "Plan", "States": {"Plan": lambda_state("plan", End=True)}})
@@ -514,6 +524,7 @@ def test_check_moto_internals_passes_on_the_pinned_moto() -> None:
     check_moto_internals()
 
 
+@pytest.mark.slow
 def test_check_moto_internals_names_a_hooked_method_whose_signature_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(BatchSimpleBackend, "_mark_job_as_finished", lambda self, job: None)
     with pytest.raises(MotoInternalsChanged) as raised:

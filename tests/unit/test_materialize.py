@@ -122,6 +122,7 @@ def test_committed_shards_merge_into_one_balanced_table(run, lambda_context) -> 
     assert summary["cost"]["usd_per_1000_images"] > 0
 
 
+@pytest.mark.slow
 def test_megadetector_json_follows_format_1_6_field_by_field(run, lambda_context) -> None:
     layout = RunLayout(run["run_uri"])
     commit_typical_stage1(layout)
@@ -228,6 +229,7 @@ def test_a_run_with_tolerated_failures_indexes_only_its_finished_shards(run, s3,
     assert again["skipped"] == 1 and again["images"] == 5
 
 
+@pytest.mark.slow
 def test_the_batch_materialize_job_puts_the_run_metrics_the_alarm_watches(run, monkeypatch, capsys) -> None:
     """CloudWatch reads EMF only from Lambda logs: the Batch job puts the same metrics itself."""
     import boto3

@@ -79,6 +79,7 @@ def fake_docker(tmp_path, monkeypatch) -> Path:
     return log
 
 
+@pytest.mark.slow
 def test_deploy_image_builds_logs_in_with_the_ecr_token_on_stdin_and_pushes(deployed, fake_docker, capsys) -> None:
     assert main(["deploy-image", "--tag", "v7"]) == 0
 

@@ -16,6 +16,9 @@ from wildlife.cli import main
 from wildlife.ops import stack as outputs
 from wildlife.summary import summary_lines
 
+# Each test plans, commits and materializes a run in moto before reporting on it: seconds each.
+pytestmark = pytest.mark.slow
+
 plan = load_handler("plan_detection").lambda_handler
 materialize = load_handler("materialize").lambda_handler
 

@@ -60,6 +60,7 @@ def test_the_stack_outputs_are_read_from_cloudformation(deployed) -> None:
         found.output(stack.ALERTS_TOPIC)
 
 
+@pytest.mark.slow
 def test_start_validates_starts_and_prints_the_execution_and_its_graph(deployed, capsys) -> None:
     assert main(["start", "s3://traps/2026/", "--detector", CONFIG["detector"], "--run-id", "r1"]) == 0
 
@@ -85,6 +86,7 @@ def test_start_with_a_config_file_and_set_options(deployed, tmp_path) -> None:
     assert execution["name"].startswith("run-")  # no run id given: one from the time
 
 
+@pytest.mark.slow
 def test_starting_a_run_id_again_resumes_it_in_a_new_execution(deployed, capsys) -> None:
     start = ["start", CONFIG["input"], "--detector", CONFIG["detector"], "--run-id", "r1"]
     assert main(start) == 0
@@ -113,6 +115,7 @@ def test_starting_a_run_id_again_resumes_it_in_a_new_execution(deployed, capsys)
         (["--set", "tolerated_failure_percentage=100"], "tolerated_failure_percentage must be a number"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_config_is_one_line_and_starts_nothing(deployed, capsys, arguments, message) -> None:
     assert main(["start", CONFIG["input"], "--detector", CONFIG["detector"], *arguments]) == 1
     err = capsys.readouterr().err
@@ -149,6 +152,7 @@ def test_bad_command_lines_exit_2_with_one_line(deployed, capsys, monkeypatch) -
         ["deploy-image", "--dry-run"],
     ],
 )
+@pytest.mark.slow
 def test_no_such_stack_is_one_line_for_every_command(deployed, capsys, command) -> None:
     assert main([*command, "--stack", "nope"]) == 1
     err = capsys.readouterr().err
@@ -156,6 +160,7 @@ def test_no_such_stack_is_one_line_for_every_command(deployed, capsys, command) 
     assert err == f"wildlife {command[0]}: error: no stack named nope in us-east-1 {hint}\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["status", "r9"], ["watch", "r9"], ["report", "r9"]])
 def test_no_such_run_is_one_line(deployed, capsys, command) -> None:
     assert main(command) == 1
@@ -164,6 +169,7 @@ def test_no_such_run_is_one_line(deployed, capsys, command) -> None:
     assert f"no run r9 on stack {STACK}" in err
 
 
+@pytest.mark.slow
 def test_status_lists_recent_runs_with_status_images_and_duration(deployed, capsys) -> None:
     for run_id in ("r1", "r2"):
         main(["start", CONFIG["input"], "--detector", CONFIG["detector"], "--run-id", run_id])
@@ -183,6 +189,7 @@ def test_status_lists_recent_runs_with_status_images_and_duration(deployed, caps
     assert rows["r1"][1:4] == ["RUNNING", "-", "-"]
 
 
+@pytest.mark.slow
 def test_status_of_one_run_shows_its_folder_and_graph(deployed, capsys) -> None:
     main(["start", CONFIG["input"], "--detector", CONFIG["detector"], "--run-id", "r1"])
     capsys.readouterr()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 
 import boto3
@@ -23,6 +24,9 @@ from wildlife.ops import stack as outputs
 from wildlife.ops.aws import Aws
 from wildlife.ops.follow import Follower, batch_job_in, follow
 from wildlife.ops.stack import load_stack
+
+# Each test runs the state machine with Batch jobs in moto and follows it: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
 
 LOG_GROUP = f"/aws/batch/{STACK}"
 RUN_URI = "s3://pipeline/runs/r1/"
@@ -119,9 +123,12 @@ def definition(queue: str, job_definition: str, *, parent_batch_task: bool = Fal
 class Runner:
     """Runs a Batch job attempt: writes log lines as the job would, fails the shards in ``failing``."""
 
-    def __init__(self, failing: set[str], seconds: float = 0.2) -> None:
+    def __init__(self, failing: set[str], seconds: float = 0.2, hold: threading.Event | None = None) -> None:
         self.failing = failing
         self.seconds = seconds
+        # With ``hold``, every attempt waits for it instead of sleeping, and ``started`` says one is running.
+        self.hold = hold
+        self.started = threading.Event()
 
     def __call__(self, job: BatchJob) -> BatchResult:
         stream = boto3.client("batch", region_name=REGION).describe_jobs(jobs=[job.job_id])["jobs"][0]["container"][
@@ -131,7 +138,11 @@ class Runner:
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         shard = job.parameters["shard"]
         lines = [f'{{"event": "shard_started", "shard": "{shard}"}}']
-        time.sleep(self.seconds)
+        self.started.set()
+        if self.hold is None:
+            time.sleep(self.seconds)
+        else:
+            self.hold.wait(timeout=60)
         if shard in self.failing:
             lines += ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory."]
         now = int(time.time() * 1000)
@@ -276,13 +287,21 @@ def test_a_failed_batch_task_of_the_run_itself_shows_the_job_from_its_cause(loca
 def test_follow_stops_at_its_timeout_while_the_run_goes_on(local) -> None:
     aws, arns = local
     deploy(aws, arns)
-    aws.set_batch_runner(Runner(failing=set(), seconds=2.0))
+    # The shards' jobs run until the test lets them go, so the run is still going whatever the machine's
+    # speed; follow starts once a job runs, so PlanDetection is in the history by then.
+    release = threading.Event()
+    runner = Runner(failing=set(), hold=release)
+    aws.set_batch_runner(runner)
     main(START)
+    assert runner.started.wait(timeout=60)
     stack = load_stack(Aws(region=REGION), STACK)
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":r1"
     seen: list[str] = []
 
-    execution = follow(Follower(Aws(region=REGION), stack, arn), seen.append, poll_s=0.05, timeout_s=0.3)
+    try:
+        execution = follow(Follower(Aws(region=REGION), stack, arn), seen.append, poll_s=0.05, timeout_s=0.3)
+    finally:
+        release.set()
 
     assert execution.status == "RUNNING"
     assert any("▶ PlanDetection" in line for line in seen)

@@ -37,6 +37,7 @@ def big_input(s3, detector) -> list[str]:
     return keys
 
 
+@pytest.mark.slow
 def test_a_large_input_is_listed_page_by_page_and_cut_into_shards(s3, big_input, lambda_context) -> None:
     result = handler(event(input="s3://traps/", shard_size=1000), lambda_context)
     assert result["run_id"] == "run-1"
@@ -96,6 +97,7 @@ def test_a_bad_setting_fails_with_its_name(s3, detector, lambda_context) -> None
         handler(event(input="s3://traps/", shards=4), lambda_context)
 
 
+@pytest.mark.slow
 def test_resuming_a_run_queues_only_uncommitted_shards(s3, big_input, lambda_context) -> None:
     first = handler(event(input="s3://traps/", shard_size=1000), lambda_context)
     layout = RunLayout(first["run_uri"])
@@ -114,6 +116,7 @@ def test_resuming_a_run_queues_only_uncommitted_shards(s3, big_input, lambda_con
     assert len(storage.read_json(layout.run_json)["resumed"]) == 1
 
 
+@pytest.mark.slow
 def test_resuming_with_another_detector_is_refused(s3, big_input, lambda_context) -> None:
     handler(event(input="s3://traps/"), lambda_context)
     s3.put_object(Bucket="pipeline", Key="models/other.pt", Body=b"w")
@@ -127,6 +130,7 @@ def test_resuming_with_another_detector_is_refused(s3, big_input, lambda_context
         )
 
 
+@pytest.mark.slow
 def test_an_incremental_run_skips_images_processed_before_unless_they_changed(s3, detector, lambda_context) -> None:
     from wildlife_common.incremental import IndexWriter
     from wildlife_common.provenance import input_id

@@ -9,6 +9,7 @@ from wildlife_common.errors import AccessDenied, InputNotFound
 from wildlife_common.images import is_image
 
 
+@pytest.mark.slow
 def test_s3_listing_pages_past_1000_keys_in_lexicographic_order(s3) -> None:
     keys = [f"cam{c}/day{d:02d}/IMG_{i:04d}.JPG" for c in range(3) for d in range(3) for i in range(130)]
     for key in keys:
@@ -64,6 +65,7 @@ def test_write_read_exists_round_trip(root_kind: str, s3, tmp_path: Path) -> Non
         storage.read_bytes(storage.join(root, "runs", "missing.json"))
 
 
+@pytest.mark.slow
 def test_intermediate_objects_carry_the_lifecycle_tag(s3) -> None:
     storage.write_json("s3://pipeline/runs/r/stage1/shards.json", [], intermediate=True)
     tags = s3.get_object_tagging(Bucket="pipeline", Key="runs/r/stage1/shards.json")["TagSet"]
