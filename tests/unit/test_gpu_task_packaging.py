@@ -59,7 +59,10 @@ def test_the_image_installs_every_package_the_code_imports() -> None:
 def test_the_image_installs_the_yolov5_code_base_without_its_declared_dependencies() -> None:
     """yolov5 declares training loggers and model-hub clients; the image installs it --no-deps, pinned."""
     assert "pip install --require-hashes --no-deps -r /build/gpu-nodeps.txt" in DOCKERFILE
-    assert "COPY requirements/lock/pip.txt requirements/lock/gpu.txt requirements/lock/gpu-nodeps.txt /build/" in DOCKERFILE
+    assert (
+        "COPY requirements/lock/pip.txt requirements/lock/gpu.txt requirements/lock/gpu-nodeps.txt /build/"
+        in DOCKERFILE
+    )
     pins = (ROOT / "gpu_task" / "requirements-nodeps.txt").read_text()
     assert re.search(r"^yolov5==7\.0\.(8|9|10|11)$", pins, re.MULTILINE)  # SpeciesNet's range
 
