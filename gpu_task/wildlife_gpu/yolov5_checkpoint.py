@@ -44,8 +44,9 @@ def import_yolov5() -> types.ModuleType:
         if error.name != "yolov5":
             raise
         raise ImportError(
-            "YOLOv5-repository checkpoints need the yolov5 package: pip install --no-deps -r "
-            "gpu_task/requirements-nodeps.txt (make venv does)"
+            "YOLOv5-repository checkpoints need the yolov5 package, installed without its declared "
+            "dependencies: make venv does it (requirements/lock/dev-nodeps.txt); elsewhere "
+            "pip install --no-deps yolov5==7.0.11"
         ) from error
     finally:
         sys.path[:] = path
