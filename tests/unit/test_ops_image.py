@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,3 +122,26 @@ def test_a_failing_docker_command_is_one_line(deployed, fake_docker, capsys) -> 
     assert capsys.readouterr().err == (
         "wildlife deploy-image: error: docker push failed with exit status 3 (its output is above)\n"
     )
+
+
+def test_the_image_records_the_commit_it_was_built_from(tmp_path) -> None:
+    from wildlife import version
+    from wildlife.ops.image import image_commands
+
+    checkout = tmp_path / "checkout"
+    (checkout / "gpu_task").mkdir(parents=True)
+    (checkout / "gpu_task" / "Dockerfile").write_text("FROM scratch\n")
+    assert version.checkout_commit(checkout) is None  # not a git checkout: nothing to record
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    commit = version.checkout_commit(checkout)
+    assert commit is not None and re.fullmatch(r"[0-9a-f]{12}", commit)
+    (checkout / "gpu_task" / "Dockerfile").write_text("FROM scratch\nRUN true\n")
+    assert version.checkout_commit(checkout) == f"{commit}.dirty"
+
+    build = image_commands("r/wildlife", "v1", checkout, commit=commit).build
+    assert build[build.index("--build-arg") + 1] == f"WILDLIFE_GIT_SHA={commit}"
+    dockerfile = (ROOT / "gpu_task" / "Dockerfile").read_text()
+    assert 'ARG WILDLIFE_GIT_SHA=""' in dockerfile and "ENV WILDLIFE_GIT_SHA=${WILDLIFE_GIT_SHA}" in dockerfile

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
@@ -22,6 +23,7 @@ from wildlife_common.config import RESULT_SETTINGS, parse_config
 from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import is_image
 
+from wildlife import version
 from wildlife.errors import UsageError
 from wildlife.live import LiveView
 from wildlife.options import add_setting_options, setting_values
@@ -218,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     config = build_config(args)
+    # Results name the commit they came from, as an image built by deploy-image does.
+    if not os.environ.get(version.ENV) and (commit := version.checkout_commit(DEMO_MODELS.parents[1])):
+        os.environ[version.ENV] = commit
     if not storage.is_s3(config["detector"]):  # s3:// models are read inside the engine (moto or real S3)
         _load_models(config)
     run_id = config["run_id"]

@@ -11,6 +11,9 @@ Three steps, each a ``docker`` command run as a subprocess so the user sees its 
    command line where other users of the machine could see it.
 3. ``docker push <repository>:<tag>``.
 
+The build records the checkout's commit (``--build-arg WILDLIFE_GIT_SHA``), which every result the
+image writes names as its code version.
+
 Batch pulls ``<repository>:<GpuImageTag>`` when a job starts, so with the default tag ``latest``
 the next job runs the new image; another tag needs ``GpuImageTag`` set to it in the stack.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 from wildlife_common.errors import PipelineError
 
+from wildlife import version
 from wildlife.ops.aws import Aws, aws_errors
 from wildlife.ops.stack import Stack
 
@@ -52,7 +56,9 @@ class ImageCommands:
     push: list[str]
 
 
-def image_commands(repository_uri: str, tag: str, source: Path, *, docker: str = "docker") -> ImageCommands:
+def image_commands(
+    repository_uri: str, tag: str, source: Path, *, docker: str = "docker", commit: str | None = None
+) -> ImageCommands:
     """The docker commands that build and push ``<repository_uri>:<tag>`` from the repository at ``source``.
 
     Raises:
@@ -66,7 +72,18 @@ def image_commands(repository_uri: str, tag: str, source: Path, *, docker: str =
     return ImageCommands(
         image=image,
         registry=registry,
-        build=[docker, "build", "--platform", PLATFORM, "-f", str(dockerfile), "-t", image, str(source)],
+        build=[
+            docker,
+            "build",
+            "--platform",
+            PLATFORM,
+            *(["--build-arg", f"{version.ENV}={commit}"] if commit else []),
+            "-f",
+            str(dockerfile),
+            "-t",
+            image,
+            str(source),
+        ],
         login=[docker, "login", "--username", "AWS", "--password-stdin", registry],
         push=[docker, "push", image],
     )
@@ -99,7 +116,9 @@ def deploy_image(
     docker = which("docker")
     if docker is None and not dry_run:
         raise DockerError("docker not found on PATH: install Docker (https://docs.docker.com/get-docker/) and start it")
-    commands = image_commands(stack.ecr_repository_uri, tag, source, docker=docker or "docker")
+    commands = image_commands(
+        stack.ecr_repository_uri, tag, source, docker=docker or "docker", commit=version.checkout_commit(source)
+    )
     steps = [("build", commands.build, None), ("login", commands.login, "ecr"), ("push", commands.push, None)]
     for name, command, stdin in steps:
         emit("$ " + " ".join(command) + ("  (password from ECR on stdin)" if stdin else ""))

@@ -10,9 +10,10 @@ from wildlife_common import __version__
 
 
 def code_version() -> str:
-    """The package version, plus the git commit when the build recorded one (WILDLIFE_GIT_SHA)."""
-    sha = os.environ.get("WILDLIFE_GIT_SHA", "").strip()
-    return f"{__version__}+{sha[:12]}" if sha else __version__
+    """The package version, plus the commit it was built or run from when that was recorded
+    (WILDLIFE_GIT_SHA: 12 hex digits, ``.dirty`` for uncommitted changes), e.g. ``0.1.0+3f2a9c1b0d4e``."""
+    commit = os.environ.get("WILDLIFE_GIT_SHA", "").strip()
+    return f"{__version__}+{commit[:18]}" if commit else __version__
 
 
 def model_id(uri: str, sha256: str) -> str:
