@@ -19,7 +19,7 @@ help:
 	@echo "make test     run all tests (make test-fast: without the ones marked slow)"
 	@echo "make bench    speed figures into bench/results.json (make bench-gpu on a GPU machine)"
 	@echo "make demo-models  rebuild the demo detector, classifier and sample images"
-	@echo "make lint     ruff, mypy, cfn-lint, sam validate --lint"
+	@echo "make lint     ruff, mypy, cfn-lint, sam validate --lint, checkov"
 	@echo "make build    sam build"
 	@echo "make deploy   sam deploy (ENV=dev or ENV=prod, see samconfig.toml)"
 	@echo "make lock     rewrite the lock files from the requirement declarations (UPGRADE=1: newest versions)"
@@ -57,12 +57,25 @@ test-fast: $(STAMP)
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
 	$(BIN)/pytest -q -m "not slow"
 
-lint: $(STAMP)
+# checkov in an environment of its own: it pins an older boto3 than the SAM CLI accepts.
+CHECKOV := .venv-checkov
+$(CHECKOV)/.installed: requirements/lock/checkov.txt requirements/lock/pip.txt
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/pip.txt
+	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/checkov.txt
+	touch $@
+
+lint: $(STAMP) $(CHECKOV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/wildlife_common functions gpu_task/wildlife_gpu wildlife
 	$(BIN)/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/sam validate --lint --template template.yaml
+	# checkov on the template and on what the SAM transform makes of it (offline: --skip-download);
+	# a finding fails the lint unless the resource skips it with a one-line reason (its Metadata).
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(BIN)/python scripts/expand_template.py .aws-sam/expanded-template.json
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .aws-sam/expanded-template.json
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -124,7 +137,9 @@ lock: $(UV)
 		-o layers/common/requirements.txt
 	# The pip that installs the locks, and uv itself, for the next `make lock`.
 	$(COMPILE) requirements/pip.txt -o requirements/lock/pip.txt
+	# checkov, for make lint (Python 3.11, its own environment).
+	$(COMPILE) --universal --python-version 3.11 requirements/checkov.txt -o requirements/lock/checkov.txt
 	$(COMPILE) --no-deps requirements/tools.txt -o requirements/lock/tools.txt
 
 clean:
-	rm -rf $(VENV) $(LOCK_TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_TOOLS) $(CHECKOV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

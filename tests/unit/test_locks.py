@@ -20,6 +20,7 @@ LOCKS = [
     ("layers/common/requirements.in", "layers/common/requirements.txt", False),
     ("requirements/tools.txt", "requirements/lock/tools.txt", True),
     ("requirements/pip.txt", "requirements/lock/pip.txt", True),
+    ("requirements/checkov.txt", "requirements/lock/checkov.txt", False),
 ]
 
 
