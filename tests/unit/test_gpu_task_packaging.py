@@ -176,3 +176,43 @@ def test_a_job_learns_its_host_from_the_file_the_instance_wrote(tmp_path, monkey
     assert shards.host() == ("g5.xlarge", "spot")
     monkeypatch.setenv("WILDLIFE_INSTANCE_TYPE", "g6.xlarge")
     assert shards.host() == ("g6.xlarge", "spot")
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_what_wildlife_run_needs_outside_a_checkout(tmp_path) -> None:
+    """pip install . gives a working `wildlife run`: the stack, the handlers and the demo pack are package data."""
+    import zipfile
+
+    from wildlife.paths import stack_root
+
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    stack = "wildlife/stack/"
+    for path in ("template.yaml", "statemachine/pipeline.asl.json", "demo/models/detector.pt", "profiles/local.yaml"):
+        assert stack + path in names, path
+    assert {f"{stack}functions/{f}/app.py" for f in ("plan_detection", "plan_classification", "materialize")} <= names
+
+    # Installed, the package finds its copy; in a checkout, the repository's own files.
+    installed = tmp_path / "site" / "wildlife"
+    (installed / "stack").mkdir(parents=True)
+    (installed / "stack" / "template.yaml").write_text("{}")
+    assert stack_root(installed) == installed / "stack"
+    assert stack_root() == ROOT

@@ -27,13 +27,14 @@ from wildlife import version
 from wildlife.errors import UsageError
 from wildlife.live import LiveView
 from wildlife.options import add_setting_options, setting_values
+from wildlife.paths import checkout_root, stack_root
 from wildlife.profiles import load_profile
 from wildlife.summary import summary_lines
 from wildlife.text import duration
 
-# The repository's demo pack, found from this file: importing the engine for its ROOT would load
-# moto and the SAM translator into every command, since the CLI imports every command to list them.
-DEMO_MODELS = Path(__file__).resolve().parents[2] / "demo" / "models"
+# The demo pack, found without importing the engine (its imports, moto and the SAM translator, would
+# load into every command, since the CLI imports every command to list them).
+DEMO_MODELS = stack_root() / "demo" / "models"
 DEMO_IMAGE_SIZE = 320
 """The demo detector was trained at 320 px (demo/build.py) and is run at that size."""
 
@@ -221,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     config = build_config(args)
     # Results name the commit they came from, as an image built by deploy-image does.
-    if not os.environ.get(version.ENV) and (commit := version.checkout_commit(DEMO_MODELS.parents[1])):
+    checkout = checkout_root()
+    if not os.environ.get(version.ENV) and checkout and (commit := version.checkout_commit(checkout)):
         os.environ[version.ENV] = commit
     if not storage.is_s3(config["detector"]):  # s3:// models are read inside the engine (moto or real S3)
         _load_models(config)

@@ -61,8 +61,9 @@ from wildlife.engine.template import (
     job_definition_arguments,
     resolve_properties,
 )
+from wildlife.paths import stack_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = stack_root()
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
 
 MIRROR_BUCKET = "wildlife-local-runs"

@@ -1,0 +1,5 @@
+import sys
+
+from wildlife.cli import main
+
+sys.exit(main())

@@ -1,0 +1,267 @@
+"""``wildlife run INPUT --out DIR``: the whole pipeline on this machine, with the local engine.
+
+The same state machine, Lambdas and GPU task as in AWS (``wildlife.engine.local``), on a local
+folder (or ``s3://`` input). Settings come from, in increasing priority: the demo models (when no
+model is named anywhere), a profile (``--profile``), the command line. ``--resume RUN_ID`` runs a run
+again: committed shards are skipped, the rest are done, and the final outputs are written anew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from wildlife_common import speciesnet, storage
+from wildlife_common.config import RESULT_SETTINGS, parse_config
+from wildlife_common.errors import ConfigError, PipelineError
+from wildlife_common.images import is_image
+
+from wildlife import version
+from wildlife.errors import UsageError
+from wildlife.live import LiveView
+from wildlife.options import add_setting_options, setting_values
+from wildlife.paths import checkout_root, stack_root
+from wildlife.profiles import load_profile
+from wildlife.summary import summary_lines
+from wildlife.text import duration
+
+# The demo pack, found without importing the engine (its imports, moto and the SAM translator, would
+# load into every command, since the CLI imports every command to list them).
+DEMO_MODELS = stack_root() / "demo" / "models"
+DEMO_IMAGE_SIZE = 320
+"""The demo detector was trained at 320 px (demo/build.py) and is run at that size."""
+
+_MODEL_KEYS = ("detector", "classifier", "classifier_arch", "classifier_labels")
+
+
+class RunFailed(PipelineError):
+    """The execution ended FAILED (or was stopped); the message is its cause."""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the pipeline on this machine (local engine, no AWS account needed)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "input", nargs="?", help="a folder of images, or s3://bucket/prefix/ (not needed with --resume)"
+    )
+    parser.add_argument("--out", default="results", help="where run folders go: DIR/runs/<run_id>/ (default: results)")
+    parser.add_argument("--profile", type=Path, help="settings file, e.g. profiles/local.yaml (options override it)")
+    add_setting_options(
+        parser, "run", models_title="models (default: the demo models; a timm checkpoint's classifier.json is read)"
+    )
+    settings = parser.add_argument_group("run")
+    settings.add_argument("--run-id", help="name of a new run (default: date, time and a random suffix)")
+    settings.add_argument(
+        "--resume", metavar="RUN_ID", help="run an existing run again: only unfinished shards are done"
+    )
+    settings.add_argument("--jobs", type=int, default=1, help="GPU jobs at once (default 1: one GPU runs one job best)")
+    parser.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------------------------------------
+# The run config from demo defaults, profile and options
+# ------------------------------------------------------------------------------------------------
+
+
+def _sidecar(classifier: str) -> dict[str, Any]:
+    """``classifier.json`` beside a local checkpoint: its architecture and labels file (demo/build.py)."""
+    if storage.is_s3(classifier):
+        return {}
+    path = Path(classifier).with_suffix(".json")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    if data.get("arch"):
+        found["classifier_arch"] = data["arch"]
+    if data.get("labels"):
+        found["classifier_labels"] = str((path.parent / data["labels"]).resolve())
+    return found
+
+
+def _demo_models(config: dict[str, Any]) -> None:
+    """Fill in the demo pack when neither the profile nor the options name a detector."""
+    if not (DEMO_MODELS / "detector.pt").is_file():
+        raise UsageError(f"no --detector given and the demo models are missing ({DEMO_MODELS}); see make demo-models")
+    config["detector"] = str(DEMO_MODELS / "detector.pt")
+    config.setdefault("image_size", DEMO_IMAGE_SIZE)
+    if not config.get("detection_only") and not config.get("classifier"):
+        config["classifier"] = str(DEMO_MODELS / "classifier.pth")
+
+
+def _absolute(value: str) -> str:
+    return value if storage.is_s3(value) else str(Path(value).expanduser().resolve())
+
+
+def _check_input(uri: str) -> None:
+    """A missing folder or one without images is the user's mistake: say so before starting anything."""
+    if storage.is_s3(uri):
+        return
+    folder = Path(uri)
+    if not folder.is_dir():
+        raise UsageError(f"no such folder: {uri}")
+    if not any(is_image(info.uri) for info in storage.list_files(uri)):
+        raise UsageError(f"no images in {uri} (looked for .jpg, .jpeg, .png, .tif, .tiff, .bmp, .webp)")
+
+
+def _check_model(key: str, uri: str | None) -> None:
+    if uri is None or storage.is_s3(uri):
+        return
+    path = Path(uri)
+    if not path.is_file():
+        raise UsageError(f"{key} not found: {uri}")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{key} is an empty file: {uri}")
+
+
+def _load_models(config: dict[str, Any]) -> None:
+    """Load the run's models as its GPU jobs will, so weights that cannot run are one line before the
+    run starts, not a failure of every shard. The jobs run in this process and reuse the loaded models."""
+    from wildlife_gpu.classify import load_classifier
+    from wildlife_gpu.detect import load_detector
+    from wildlife_gpu.models import ModelError
+
+    settings = parse_config(config)
+    try:
+        load_detector(settings)
+        if settings.classify:
+            load_classifier(settings)
+    except ModelError as error:
+        raise UsageError(str(error)) from error
+
+
+def build_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run config (execution input) from demo defaults, the profile, the stored run and the options."""
+    out = Path(args.out).expanduser().resolve()
+    config: dict[str, Any] = {}
+    if args.resume:
+        run_json = out / "runs" / args.resume / "run.json"
+        if not run_json.is_file():
+            raise UsageError(f"no run {args.resume!r} in {out / 'runs'} to resume")
+        config = dict(json.loads(run_json.read_text())["config"])
+    if args.profile is not None:
+        try:
+            config.update(load_profile(args.profile))
+        except ConfigError as error:
+            raise UsageError(str(error)) from error
+    options = setting_values(args, "run")
+    if args.resume:
+        stored = dict(config)
+        changed = [k for k in RESULT_SETTINGS if k in options and k in stored and options[k] != stored[k]]
+        if changed:
+            raise UsageError(
+                f"run {args.resume} was made with {changed[0]}={stored[changed[0]]!r}; "
+                f"resume it with the same setting or start a new run"
+            )
+    if options.get("detector") and not options.get("classifier"):
+        # A detector named on the command line is a new model: the profile's classifier was paired with another.
+        for key in ("classifier", "classifier_arch", "classifier_labels"):
+            if not args.resume:
+                config.pop(key, None)
+    config.update(options)
+    if args.input is not None:
+        config["input"] = _absolute(args.input)
+    if not config.get("input"):
+        raise UsageError("give INPUT (a folder or s3:// URI), or --resume RUN_ID")
+    if not config.get("detector") and config.get("classifier"):
+        try:  # a SpeciesNet folder alone brings its detector (MegaDetector v5a), as SpeciesNet runs it
+            config.update(speciesnet.with_folder_detector({**config, "classifier": _absolute(config["classifier"])}))
+        except ConfigError as error:
+            raise UsageError(str(error)) from error
+    if not config.get("detector"):
+        _demo_models(config)
+    for key in ("detector", "classifier", "classifier_labels"):
+        if config.get(key):
+            config[key] = _absolute(config[key])
+    speciesnet_folder = bool(config.get("classifier")) and speciesnet.is_speciesnet_folder(config["classifier"])
+    if config.get("classifier") and not config.get("classifier_arch") and not speciesnet_folder:
+        for key, value in _sidecar(config["classifier"]).items():
+            config.setdefault(key, value)
+        if not config.get("classifier_arch"):
+            raise UsageError("--classifier needs --classifier-arch (there is no classifier.json beside it)")
+    config["output"] = str(out)
+    config["run_id"] = args.resume or args.run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+    try:
+        parse_config(config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from error
+    _check_input(config["input"])
+    _check_model("detector weights", config["detector"])
+    if config.get("classifier") and not config.get("detection_only") and not speciesnet_folder:
+        _check_model("classifier checkpoint", config["classifier"])
+        _check_model("classifier labels", config.get("classifier_labels"))
+    return config
+
+
+# ------------------------------------------------------------------------------------------------
+# The command
+# ------------------------------------------------------------------------------------------------
+
+
+def _s3_buckets(config: dict[str, Any]) -> set[str]:
+    """Buckets of the input and models: read from the real S3, while the engine's own calls stay in moto."""
+    uris = [config.get(key) for key in ("input", "detector", "classifier", "classifier_labels")]
+    return {storage.split_s3(uri)[0] for uri in uris if isinstance(uri, str) and storage.is_s3(uri)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from wildlife.engine.local import LocalEngine
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    config = build_config(args)
+    # Results name the commit they came from, as an image built by deploy-image does.
+    checkout = checkout_root()
+    if not os.environ.get(version.ENV) and checkout and (commit := version.checkout_commit(checkout)):
+        os.environ[version.ENV] = commit
+    if not storage.is_s3(config["detector"]):  # s3:// models are read inside the engine (moto or real S3)
+        _load_models(config)
+    run_id = config["run_id"]
+    run_folder = Path(config["output"]) / "runs" / run_id
+    stream = sys.stderr
+    print(f"run {run_id}: {config['input']} → {run_folder}/", file=stream, flush=True)
+    view = LiveView(stream)
+    started = time.monotonic()
+    try:
+        with LocalEngine(
+            log_dir=run_folder / "logs", batch_concurrency=args.jobs, real_s3_buckets=_s3_buckets(config)
+        ) as engine:
+            result = engine.run(config, on_update=view.update)
+    except KeyboardInterrupt:
+        view.close()
+        print(
+            f"interrupted; committed shards are kept. Resume with: wildlife run --resume {run_id} --out {args.out}",
+            file=stream,
+        )
+        return 130
+    finally:
+        view.close()
+    seconds = time.monotonic() - started
+    if not result.succeeded:
+        cause = (result.cause or result.error or result.status).strip().replace("\n", " ")
+        failed_jobs = result.failed_jobs()
+        if failed_jobs:
+            first = failed_jobs[0]
+            cause += f" First failed job: {first.job_name}: {first.error} (log: {first.log})"
+        raise RunFailed(f"run {run_id} {result.status.lower()}: {cause}")
+    summary_path = run_folder / "final" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    print(f"run {run_id}: {summary.get('status')} in {duration(seconds)}")
+    for line in summary_lines(summary):
+        print(line)
+    print("outputs")
+    for name in ("detections.parquet", "megadetector.json", "speciesnet.json", "summary.json"):
+        if name != "speciesnet.json" or "speciesnet" in summary.get("outputs", {}):
+            print(f"  {run_folder / 'final' / name}")
+    return 0

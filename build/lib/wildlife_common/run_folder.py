@@ -1,0 +1,55 @@
+"""Reading a run folder: its record, its settings and which shards are committed.
+
+``layout`` says where each file is; this module reads them for every step that needs to know how far
+a run got (the planners, materialize, RecordFailure, the GPU task).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import cast
+
+from wildlife_common import storage
+from wildlife_common.config import RunConfig, parse_config
+from wildlife_common.layout import RunLayout
+from wildlife_common.records import ClassificationDone, DetectionDone, DetectionShard, RunRecord, ShardDone, Stage
+
+
+def now() -> str:
+    """UTC time in ISO 8601, the form every record uses."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def load_run(run_uri: str) -> tuple[RunConfig, RunLayout, RunRecord]:
+    """The configuration, layout and record of a planned run."""
+    layout = RunLayout(storage.as_folder(run_uri))
+    record = cast(RunRecord, storage.read_json(layout.run_json))
+    return parse_config(record["config"]), layout, record
+
+
+def read_plan(layout: RunLayout) -> list[DetectionShard]:
+    """Every detection shard of the run, in order."""
+    return cast(list[DetectionShard], storage.read_json(layout.plan_json))
+
+
+def committed(layout: RunLayout, stage: Stage) -> dict[str, ShardDone]:
+    """The commit markers of one stage, by shard id (each is read: they are small)."""
+    done: dict[str, ShardDone] = {}
+    try:
+        for info in storage.list_files(layout.results_folder(stage)):
+            if info.uri.endswith(".done.json"):
+                shard = info.uri.rsplit("/", 1)[-1].removesuffix(".done.json")
+                done[shard] = storage.read_json(info.uri)
+    except storage.InputNotFound:  # a local run folder not created yet
+        pass
+    return done
+
+
+def committed_detections(layout: RunLayout) -> dict[str, DetectionDone]:
+    """The commit markers of the run's detection shards, by shard id."""
+    return cast(dict[str, DetectionDone], committed(layout, Stage.DETECTION))
+
+
+def committed_classifications(layout: RunLayout) -> dict[str, ClassificationDone]:
+    """The commit markers of the run's classification shards, by shard id."""
+    return cast(dict[str, ClassificationDone], committed(layout, Stage.CLASSIFICATION))

@@ -1,0 +1,336 @@
+"""Storage for ``s3://`` URIs and local paths behind one small set of functions.
+
+Every step reads and writes through here, so a run folder can live in S3 (deployed) or on disk
+(local runs) and the code above does not care. S3 calls use a shared client with standard
+retries; listing is paginated and lazy, so a prefix with millions of keys is never held in memory.
+
+Errors say whose fault they are. About the file: ``FileNotFoundError`` (it is gone). About our
+access: ``AccessDenied`` (the role may not read it, or may not use its KMS key). About S3:
+``StorageUnavailable`` (throttling, a 5xx, a timeout or a broken connection, after every retry).
+Only the first may ever be recorded against an image; the others fail the step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from wildlife_common.errors import AccessDenied, InputNotFound, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+S3_SCHEME = "s3://"
+
+# Attempts per S3 request, the first included, in botocore's standard retry mode: a throttle
+# (503 SlowDown) waits rand(0, 1) x 2^n s, capped at 20 s, so 10 attempts ride out up to about
+# two minutes of 503s from a prefix that S3 is still partitioning; 5xx errors back off faster.
+S3_ATTEMPTS = 10
+
+# Waits before our own second and third try of a whole S3 read, once botocore has given up.
+# botocore retries the request, not the reading of its body (a reset or read timeout mid-object
+# ends the read at once), and its retries draw on a quota the client's threads share (500 tokens,
+# 5 or more per retry) that a burst of errors on 32 reading threads drains, after which it stops
+# retrying. 2 s and then 8 s (each jittered down to half, so threads do not come back in step)
+# let that quota refill from other reads' successes and S3 recover. After the third try the read
+# raises StorageUnavailable: the step fails and the GPU task exits so that Batch runs it again.
+READ_RETRY_WAITS_S = (2.0, 8.0)
+
+# S3 error codes for a request S3 did not serve, whatever the object: throttling and timeouts
+# (any 5xx status counts too, see _unavailable). KMS throttling and outages reach S3 callers
+# as "KMS.<code>".
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "BandwidthLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "KMS.ThrottlingException",
+        "KMS.KMSInternalException",
+        "KMS.DependencyTimeoutException",
+    }
+)
+_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+
+# Tag that the bucket's lifecycle rule expires: shard lists, per-shard results, markers and crops
+# are intermediate; the final/ folder and run.json are kept.
+INTERMEDIATE_TAGGING = "lifecycle=intermediate"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One listed file: its URI, size in bytes and ETag (S3) or size-and-mtime stamp (local)."""
+
+    uri: str
+    size: int
+    etag: str
+
+
+@cache
+def s3_client() -> Any:
+    """The S3 client shared by this process.
+
+    Standard retry mode backs off on throttling (503 SlowDown) and transient errors, S3_ATTEMPTS
+    attempts in all ("total_max_attempts": botocore's "max_attempts" key would count retries only,
+    one more). 64 pooled connections let the GPU task keep many image reads in flight.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        config=Config(retries={"mode": "standard", "total_max_attempts": S3_ATTEMPTS}, max_pool_connections=64),
+    )
+
+
+def is_s3(uri: str) -> bool:
+    """Whether ``uri`` names an S3 object or prefix."""
+    return uri.startswith(S3_SCHEME)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` → ``("bucket", "a/b")``."""
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URI or path parts with single slashes (S3 keys always use ``/``)."""
+    out = base
+    for part in parts:
+        part = part.strip("/")
+        if not part:
+            continue
+        out = out if out.endswith("/") else out + "/"
+        out += part
+    return out
+
+
+def as_folder(uri: str) -> str:
+    """The URI with a trailing slash, so that ``s3://b/2026`` never also lists ``s3://b/2026-old/``."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return f"{S3_SCHEME}{bucket}/{key.rstrip('/') + '/' if key.strip('/') else ''}"
+    return str(Path(uri).expanduser().resolve()) + os.sep
+
+
+def relative(uri: str, root: str) -> str:
+    """The part of ``uri`` below the folder ``root``, always with ``/`` separators."""
+    root = as_folder(root)
+    if not uri.startswith(root):
+        raise ValueError(f"{uri} is not under {root}")
+    return uri[len(root) :].replace(os.sep, "/")
+
+
+def _response(error: Exception) -> dict[str, Any]:
+    """The parsed S3 response of a botocore error; empty when there was none (a connection error)."""
+    return getattr(error, "response", None) or {}
+
+
+def _code(error: Exception) -> str:
+    return str(_response(error).get("Error", {}).get("Code", ""))
+
+
+def _unavailable(error: Exception) -> bool:
+    """Whether S3 failed to serve the request (after botocore's retries), whatever the object."""
+    from botocore.exceptions import ConnectionError, HTTPClientError, IncompleteReadError
+
+    if isinstance(error, ConnectionError | HTTPClientError | IncompleteReadError):
+        return True  # could not connect, timed out, or the connection broke mid-body
+    status = _response(error).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return _code(error) in _UNAVAILABLE_CODES or status >= 500
+
+
+def _translate(error: Exception, action: str, uri: str) -> Exception:
+    """Turn a botocore error into one the user can act on; others pass through unchanged."""
+    code = _code(error)
+    bucket = split_s3(uri)[0]
+    if code == "NoSuchBucket":
+        return InputNotFound(f"bucket {bucket!r} does not exist ({action} {uri})")
+    if _unavailable(error):
+        return StorageUnavailable(
+            f"S3 did not answer {action} {uri}, retries included: {code or type(error).__name__} "
+            f"({error}); this says nothing about the file, trying again later should work"
+        )
+    if code in _DENIED_CODES or code.startswith("KMS."):
+        return AccessDenied(
+            f"access denied {action} {uri} ({code}): the pipeline's role needs read access to bucket {bucket!r} "
+            "(deployed: the stack's InputBucketName parameter) and use of its KMS key, if it has one"
+        )
+    return error
+
+
+def list_files(prefix: str) -> Iterator[FileInfo]:
+    """Every file below a folder or S3 prefix, recursively, in lexicographic order of the path.
+
+    Raises:
+        InputNotFound: the bucket or folder does not exist.
+        AccessDenied: the role or user may not list it.
+        StorageUnavailable: S3 did not answer, retries included.
+    """
+    if is_s3(prefix):
+        yield from _list_s3(as_folder(prefix))
+    else:
+        yield from _list_local(Path(prefix).expanduser())
+
+
+def _list_s3(prefix: str) -> Iterator[FileInfo]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(prefix)
+    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+    try:
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):  # "folder" placeholder objects made by the console
+                    continue
+                yield FileInfo(f"{S3_SCHEME}{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'))
+    except (ClientError, BotoCoreError) as error:
+        raise _translate(error, "listing", prefix) from error
+
+
+def _list_local(root: Path) -> Iterator[FileInfo]:
+    if not root.is_dir():
+        raise InputNotFound(f"no such folder: {root}")
+    yield from _walk(root.resolve())
+
+
+def _walk(folder: Path) -> Iterator[FileInfo]:
+    """Depth-first, with a folder sorted as ``name/``: the same order as S3's listing of the same tree."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # unreadable or removed while walking: nothing to list there
+        return
+    for entry in sorted(entries, key=lambda e: e.name + "/" if e.is_dir() else e.name):
+        if entry.is_dir():
+            yield from _walk(Path(entry.path))
+            continue
+        try:
+            stat = entry.stat()
+        except OSError:  # removed between the scan and the stat: it simply is not there
+            continue
+        yield FileInfo(entry.path, stat.st_size, f"{stat.st_size:x}-{stat.st_mtime_ns:x}")
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole content of a file or S3 object.
+
+    Raises:
+        FileNotFoundError: there is no such file or object (any more).
+        AccessDenied: the role or user may not read it.
+        StorageUnavailable: S3 did not serve it, on three tries of S3_ATTEMPTS attempts each.
+    """
+    if not is_s3(uri):
+        return Path(uri).read_bytes()
+    for wait in READ_RETRY_WAITS_S:
+        try:
+            return _read_s3(uri)
+        except StorageUnavailable as error:
+            log.warning("%s; trying again in up to %.0f s", error, wait)
+            time.sleep(wait * random.uniform(0.5, 1.0))
+    return _read_s3(uri)
+
+
+def _read_s3(uri: str) -> bytes:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(uri)
+    try:
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as error:
+        if _code(error) in ("NoSuchKey", "404"):
+            raise FileNotFoundError(uri) from error
+        raise _translate(error, "reading", uri) from error
+
+
+def write_bytes(uri: str, data: bytes, *, intermediate: bool = False, content_type: str | None = None) -> None:
+    """Write a whole file; local writes are atomic (temp file, then rename)."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3(uri)
+        extra: dict[str, Any] = {}
+        if intermediate:
+            extra["Tagging"] = INTERMEDIATE_TAGGING
+        if content_type:
+            extra["ContentType"] = content_type
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
+        except (ClientError, BotoCoreError) as error:
+            raise _translate(error, "writing", uri) from error
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def upload_file(local_path: str | Path, uri: str, *, intermediate: bool = False) -> None:
+    """Copy a local file to ``uri`` (multipart for large files in S3)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        extra = {"Tagging": INTERMEDIATE_TAGGING} if intermediate else None
+        s3_client().upload_file(str(local_path), bucket, key, ExtraArgs=extra)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    shutil.copyfile(local_path, tmp)
+    os.replace(tmp, path)
+
+
+def download_file(uri: str, local_path: str | Path) -> None:
+    """Copy ``uri`` to a local file."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().download_file(bucket, key, str(local_path))
+        return
+    shutil.copyfile(uri, local_path)
+
+
+def read_json(uri: str) -> Any:
+    """Decode a JSON file."""
+    return json.loads(read_bytes(uri))
+
+
+def write_json(uri: str, value: Any, *, intermediate: bool = False) -> None:
+    """Encode ``value`` as indented JSON (small manifests: readable beats compact)."""
+    data = json.dumps(value, indent=1, sort_keys=False).encode()
+    write_bytes(uri, data, intermediate=intermediate, content_type="application/json")
+
+
+def exists(uri: str) -> bool:
+    """Whether a file or S3 object exists."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3(uri)
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+            return True
+        except (ClientError, BotoCoreError) as error:
+            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise _translate(error, "checking", uri) from error
+    return Path(uri).exists()
