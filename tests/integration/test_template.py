@@ -818,3 +818,20 @@ def test_every_checkov_skip_says_why_in_one_line(resources):
     for name, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
         assert len(skip["comment"]) > 20 and "\n" not in skip["comment"], (name, skip["id"])
+
+
+def test_the_gpu_instances_move_to_the_latest_batch_ami_when_the_stack_updates_them(resources):
+    for name in ("SpotComputeEnvironment", "OnDemandComputeEnvironment"):
+        properties = resources[name]["Properties"]
+        assert properties["ReplaceComputeEnvironment"] is False, name
+        assert properties["UpdatePolicy"]["TerminateJobsOnUpdate"] is False, name
+        resources_ = properties["ComputeResources"]
+        assert resources_["UpdateToLatestImageVersion"] is True, name
+        # What an infrastructure update needs: Batch's service-linked role and one of these strategies.
+        assert "ServiceRole" not in properties, name
+        assert resources_["AllocationStrategy"] in (
+            "BEST_FIT_PROGRESSIVE",
+            "SPOT_CAPACITY_OPTIMIZED",
+            "SPOT_PRICE_CAPACITY_OPTIMIZED",
+        )
+        assert "ImageId" not in resources_ and "ImageIdOverride" not in resources_["Ec2Configuration"][0], name
