@@ -129,10 +129,8 @@ lock: $(UV)
 	$(COMPILE) --python-version 3.12 --python-platform x86_64-manylinux_2_39 gpu_task/requirements.txt \
 		-o requirements/lock/gpu.txt
 	$(COMPILE) --python-version 3.12 --no-deps gpu_task/requirements-nodeps.txt -o requirements/lock/gpu-nodeps.txt
-	# The Lambda layer: python3.12 on arm64, Amazon Linux 2023 (glibc 2.34). sam build reads
-	# requirements.txt beside the layer's code, so its lock is there. It checks the hashes of its
-	# first download, made for the building machine; the arm64 wheels it then fetches for compiled
-	# packages are pinned to the lock's versions but not hash-checked (aws-lambda-builders).
+	# The Lambda layer: python3.12 on arm64, Amazon Linux 2023 (glibc 2.34). Its lock lies beside its
+	# code, where layers/common/Makefile (which sam build runs) installs the arm64 wheels from it.
 	$(COMPILE) --python-version 3.12 --python-platform aarch64-manylinux_2_34 layers/common/requirements.in \
 		-o layers/common/requirements.txt
 	# The pip that installs the locks, and uv itself, for the next `make lock`.
