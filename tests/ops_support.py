@@ -11,17 +11,23 @@ STACK = "wildlife-test"
 REGION = "us-east-1"
 
 
-def create_stack(outputs: dict[str, str], *, name: str = STACK) -> None:
+def create_stack(outputs: dict[str, str], *, name: str = STACK, parameters: dict[str, str] | None = None) -> None:
     """A real moto CloudFormation stack whose Outputs are ``outputs`` (values as given).
 
     It holds one SNS topic because a stack needs a resource; the Outputs are what the CLI reads.
+    ``parameters``: template parameters and their values (what deploy-image updates).
     """
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {key: {"Type": "String"} for key in parameters or {}},
         "Resources": {"AlertsTopic": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
-    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=name, TemplateBody=json.dumps(template))
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in (parameters or {}).items()],
+    )
 
 
 def create_state_machine(definition: dict[str, Any], name: str = f"{STACK}-pipeline") -> str:

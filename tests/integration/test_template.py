@@ -836,3 +836,17 @@ def test_the_gpu_instances_move_to_the_latest_batch_ami_when_the_stack_updates_t
             "SPOT_PRICE_CAPACITY_OPTIMIZED",
         )
         assert "ImageId" not in resources_ and "ImageIdOverride" not in resources_["Ec2Configuration"][0], name
+
+
+def test_image_tags_are_immutable_and_the_image_in_use_is_never_expired(template, resources):
+    repository = resources["EcrRepository"]["Properties"]
+    assert repository["ImageTagMutability"] == "IMMUTABLE"
+    rules = json.loads(repository["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    untagged, builds = sorted(rules, key=lambda rule: rule["rulePriority"])
+    assert untagged["selection"]["tagStatus"] == "untagged"
+    # Only build- images are counted out, and deploy-image moves the stack to each one it pushes, so
+    # the image in use is the newest of them.
+    assert builds["selection"]["tagPrefixList"] == ["build-"] and builds["selection"]["countNumber"] >= 2
+    assert len(rules) == 2
+    tag = template["Parameters"]["GpuImageTag"]
+    assert re.fullmatch(tag["AllowedPattern"], "build-3f2a9c1b0d4e-dirty-20261202T105500Z")

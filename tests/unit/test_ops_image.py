@@ -12,6 +12,7 @@ import re
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -59,7 +60,10 @@ def test_a_source_without_the_dockerfile_is_refused(tmp_path) -> None:
 @pytest.fixture
 def deployed(monkeypatch):
     with mock_aws():
-        create_stack({outputs.ECR_REPOSITORY: REPOSITORY})
+        create_stack(
+            {outputs.ECR_REPOSITORY: REPOSITORY},
+            parameters={"GpuImageTag": "build-000000000000", "InputBucketName": "photos"},
+        )
         monkeypatch.setenv("WILDLIFE_STACK", STACK)
         yield
 
@@ -92,6 +96,12 @@ def test_deploy_image_builds_logs_in_with_the_ecr_token_on_stdin_and_pushes(depl
     assert calls[1]["stdin"] == password and password not in " ".join(calls[1]["args"])
     assert calls[2]["args"] == ["push", f"{REPOSITORY}:v7"]
     assert f"pushed {REPOSITORY}:v7" in capsys.readouterr().out
+    # The stack now runs the image just pushed; its other parameters keep their values.
+    [stack] = boto3.client("cloudformation", region_name=REGION).describe_stacks(StackName=STACK)["Stacks"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {
+        "GpuImageTag": "v7",
+        "InputBucketName": "photos",
+    }
 
 
 def test_without_docker_deploy_image_is_one_line(deployed, capsys, monkeypatch, tmp_path) -> None:
@@ -112,7 +122,13 @@ def test_dry_run_prints_the_commands_and_runs_nothing(deployed, capsys, monkeypa
         out[1]
         == f"$ docker login --username AWS --password-stdin {REPOSITORY.split('/')[0]}  (password from ECR on stdin)"
     )
-    assert out[2] == f"$ docker push {REPOSITORY}:latest"
+    # build-<commit>, or build-<UTC time> here: PATH holds no git, so the commit is not known.
+    pushed = rf"\$ docker push {re.escape(REPOSITORY)}:build-([0-9a-f]{{12}}\S*|\d{{8}}T\d{{6}}Z)"
+    assert re.fullmatch(pushed, out[2]), out[2]
+    tag = out[2].rsplit(":", 1)[1]
+    assert (
+        out[3] == f"$ aws cloudformation update-stack --stack-name {STACK} --use-previous-template (GpuImageTag={tag})"
+    )
 
 
 def test_a_failing_docker_command_is_one_line(deployed, fake_docker, capsys) -> None:
@@ -126,7 +142,7 @@ def test_a_failing_docker_command_is_one_line(deployed, fake_docker, capsys) -> 
 
 def test_the_image_records_the_commit_it_was_built_from(tmp_path) -> None:
     from wildlife import version
-    from wildlife.ops.image import image_commands
+    from wildlife.ops.image import default_tag, image_commands
 
     checkout = tmp_path / "checkout"
     (checkout / "gpu_task").mkdir(parents=True)
@@ -138,8 +154,11 @@ def test_the_image_records_the_commit_it_was_built_from(tmp_path) -> None:
     subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
     commit = version.checkout_commit(checkout)
     assert commit is not None and re.fullmatch(r"[0-9a-f]{12}", commit)
+    assert default_tag(checkout) == f"build-{commit}"  # the image tag deploy-image pushes
     (checkout / "gpu_task" / "Dockerfile").write_text("FROM scratch\nRUN true\n")
     assert version.checkout_commit(checkout) == f"{commit}.dirty"
+    when = datetime(2026, 12, 2, 10, 55, tzinfo=UTC)
+    assert default_tag(checkout, when) == f"build-{commit}-dirty-20261202T105500Z"  # immutable: a tag per push
 
     build = image_commands("r/wildlife", "v1", checkout, commit=commit).build
     assert build[build.index("--build-arg") + 1] == f"WILDLIFE_GIT_SHA={commit}"

@@ -14,8 +14,12 @@ Three steps, each a ``docker`` command run as a subprocess so the user sees its 
 The build records the checkout's commit (``--build-arg WILDLIFE_GIT_SHA``), which every result the
 image writes names as its code version.
 
-Batch pulls ``<repository>:<GpuImageTag>`` when a job starts, so with the default tag ``latest``
-the next job runs the new image; another tag needs ``GpuImageTag`` set to it in the stack.
+4. The stack's ``GpuImageTag`` parameter is set to the new tag (UpdateStack with the previous
+   template and every other parameter's previous value), so jobs started from then on run it.
+
+Tags are immutable in the repository (an image a job definition names can never change under it),
+so each push has a tag of its own: ``build-<commit>`` by default, ``build-<commit>-dirty-<UTC time>``
+for a checkout with uncommitted changes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,7 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 DOCKERFILE = Path("gpu_task", "Dockerfile")
 PLATFORM = "linux/amd64"
+IMAGE_TAG_PARAMETER = "GpuImageTag"
 
 
 class DockerError(PipelineError):
@@ -97,11 +103,61 @@ def ecr_password(aws: Aws) -> str:
     return password
 
 
+def default_tag(source: Path, now: datetime | None = None) -> str:
+    """``build-<commit>``, with ``-dirty-<UTC time>`` when the checkout has uncommitted changes (an
+    immutable tag cannot be pushed twice), or ``build-<UTC time>`` outside git."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    commit = version.checkout_commit(source)
+    if commit is None:
+        return f"build-{stamp}"
+    return f"build-{commit.replace('.dirty', f'-dirty-{stamp}')}"
+
+
+def _update_line(stack: Stack, tag: str) -> str:
+    """The stack update as a command line, for the user to see what happens."""
+    update = f"$ aws cloudformation update-stack --stack-name {stack.name} --use-previous-template"
+    return f"{update} ({IMAGE_TAG_PARAMETER}={tag})"
+
+
+def use_image_tag(aws: Aws, stack: Stack, tag: str, *, emit: Callable[[str], None] = print) -> None:
+    """Point the stack's job definitions at ``<repository>:<tag>``: set GpuImageTag, keep the rest.
+
+    Raises:
+        PipelineError: the update was refused or failed (one line, from CloudFormation).
+    """
+    cloudformation = aws.client("cloudformation")
+    with aws_errors(f"reading stack {stack.name}"):
+        [described] = cloudformation.describe_stacks(StackName=stack.name)["Stacks"]
+    names = [p["ParameterKey"] for p in described.get("Parameters", [])]
+    if IMAGE_TAG_PARAMETER not in names:
+        raise PipelineError(f"stack {stack.name} has no {IMAGE_TAG_PARAMETER} parameter: deploy the current template")
+    parameters = [
+        {"ParameterKey": name, "ParameterValue": tag}
+        if name == IMAGE_TAG_PARAMETER
+        else {"ParameterKey": name, "UsePreviousValue": True}
+        for name in names
+    ]
+    emit(_update_line(stack, tag))
+    with aws_errors(f"updating stack {stack.name}"):
+        cloudformation.update_stack(
+            StackName=stack.name,
+            UsePreviousTemplate=True,
+            Parameters=parameters,
+            # The template's IAM roles and SAM transform, as sam deploy declares them.
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        # A few minutes: the three job definitions get a new revision each (the old ones stay for
+        # runs in flight). 15 s between polls, at most an hour.
+        cloudformation.get_waiter("stack_update_complete").wait(
+            StackName=stack.name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
+        )
+
+
 def deploy_image(
     aws: Aws,
     stack: Stack,
     *,
-    tag: str = "latest",
+    tag: str | None = None,
     source: Path = SOURCE_ROOT,
     dry_run: bool = False,
     emit: Callable[[str], None] = print,
@@ -113,6 +169,7 @@ def deploy_image(
     Raises:
         DockerError: no ``docker`` on PATH, or a docker command failed.
     """
+    tag = tag or default_tag(source)
     docker = which("docker")
     if docker is None and not dry_run:
         raise DockerError("docker not found on PATH: install Docker (https://docs.docker.com/get-docker/) and start it")
@@ -133,4 +190,8 @@ def deploy_image(
             ) from error
         except OSError as error:
             raise DockerError(f"could not run docker {name}: {error}") from error
+    if dry_run:
+        emit(_update_line(stack, tag))
+    else:
+        use_image_tag(aws, stack, tag, emit=emit)
     return commands
