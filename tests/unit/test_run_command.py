@@ -118,3 +118,38 @@ def test_a_resumed_run_keeps_its_settings_and_refuses_a_different_model(
 
     status, err = error_of(capsys, "--resume", "r1", "--out", str(tmp_path), "--image-size", "640")
     assert status == 2 and "r1 was made with image_size=320" in err
+
+
+@pytest.mark.parametrize("kind", ["a file", "under /proc"])
+def test_an_out_that_cannot_be_written_is_one_line_before_anything_loads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    out = tmp_path / "taken"
+    if kind == "a file":
+        out.write_text("a file, not a folder")
+        expected = f"--out {out} is a file, not a folder"
+    else:
+        out = Path("/proc/wildlife-out")  # no one may create folders there, root included
+        expected = f"cannot write to --out {out}: "
+    status, err = error_of(capsys, str(SAMPLES), "--out", str(out))
+    assert status == 2 and err.count("\n") == 1 and expected in err, err
+
+
+def test_reusing_a_run_id_for_another_input_is_refused_and_leaves_the_old_run_untouched(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stored = config_for(str(SAMPLES), "--out", str(tmp_path), "--run-id", "r1")
+    run_json = tmp_path / "runs" / "r1" / "run.json"
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text(json.dumps({"run_id": "r1", "config": stored, "planned": True}))
+    before = sorted(p.name for p in run_json.parent.rglob("*"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.jpg").write_bytes((SAMPLES / "01_day_deer.jpg").read_bytes())
+
+    status, err = error_of(capsys, str(other), "--out", str(tmp_path), "--run-id", "r1")
+
+    assert status == 2 and f"run r1 exists already, for input {SAMPLES}; give another --run-id" in err, err
+    assert sorted(p.name for p in run_json.parent.rglob("*")) == before
+    # The same input and settings under the same id is that run again, as --resume is.
+    assert config_for(str(SAMPLES), "--out", str(tmp_path), "--run-id", "r1")["run_id"] == "r1"

@@ -9,9 +9,11 @@ again: committed shards are skipped, the rest are done, and the final outputs ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -141,9 +143,48 @@ def _load_models(config: dict[str, Any]) -> None:
         raise UsageError(str(error)) from error
 
 
+def _check_out(out: Path) -> None:
+    """--out must be a folder this user can write: said in the first second, before any model loads."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    missing = [folder for folder in (out, *out.parents) if not folder.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".wildlife-write-check-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write to --out {out}: {error.strerror or error}") from error
+    finally:
+        for folder in missing:  # innermost first: a check leaves nothing behind; the run makes them
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _check_existing_run(config: dict[str, Any], resuming: bool) -> None:
+    """A run id that exists already is that run: another input or other result settings are refused
+    here, before the engine starts, so the earlier run is left as it was."""
+    run_json = Path(config["output"]) / "runs" / config["run_id"] / "run.json"
+    if not run_json.is_file():
+        return
+    try:
+        stored = parse_config(json.loads(run_json.read_text())["config"])
+    except (OSError, ValueError, KeyError, ConfigError):
+        return  # not ours to judge: the planner says what is wrong with it
+    wanted = parse_config(config)
+    changed = [key for key in RESULT_SETTINGS if getattr(stored, key) != getattr(wanted, key)]
+    if not changed:
+        return
+    how = "--resume it as it was" if resuming else "give another --run-id, or --resume it as it was"
+    if changed[0] == "input":
+        raise UsageError(f"run {wanted.run_id} exists already, for input {stored.input}; {how}")
+    key = changed[0]
+    raise UsageError(f"run {wanted.run_id} was made with {key}={getattr(stored, key)!r}; {how}")
+
+
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
     """The run config (execution input) from demo defaults, the profile, the stored run and the options."""
     out = Path(args.out).expanduser().resolve()
+    _check_out(out)
     config: dict[str, Any] = {}
     if args.resume:
         run_json = out / "runs" / args.resume / "run.json"
@@ -194,6 +235,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     config["run_id"] = args.resume or args.run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
     try:
         parse_config(config)
+        _check_existing_run(config, resuming=bool(args.resume))
     except ConfigError as error:
         raise UsageError(str(error)) from error
     _check_input(config["input"])
