@@ -48,6 +48,13 @@ def summary_lines(summary: Summary) -> list[str]:
             f"({counts(summary.get('detections_above_threshold') or {})} at or above {threshold})",
         ),
     ]
+    not_read = {
+        "not images": summary.get("not_image_files", 0),
+        "in hidden or system folders": summary.get("hidden_files", 0),
+        "processed by earlier runs": summary.get("skipped_images", 0),
+    }
+    if any(not_read.values()):
+        lines.append(line("not read", ", ".join(f"{n:,} {what}" for what, n in not_read.items() if n)))
     species = summary.get("species") or {}
     if species:
         top = sorted(species.items(), key=lambda item: (-item[1], item[0]))[:TOP_SPECIES]

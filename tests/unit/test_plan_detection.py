@@ -62,7 +62,8 @@ def test_a_large_input_is_listed_page_by_page_and_cut_into_shards(s3, big_input,
         assert all(set(image) == {"uri", "image", "size", "etag"} for image in manifest["images"])
     assert sorted(listed) == sorted([*big_input, "elsewhere/IMG_9999.JPG"])
     record = storage.read_json(layout.run_json)
-    assert record["counts"]["not_images"] == 3
+    # readme.txt and clip.MP4; ._IMG_0001.JPG (macOS metadata) is a hidden file.
+    assert record["counts"]["not_images"] == 2 and record["counts"]["hidden"] == 1
     assert record["config"]["input"] == "s3://traps/"
 
 
@@ -226,3 +227,35 @@ def test_a_scheduled_run_does_nothing_while_the_previous_one_still_runs(s3, lamb
     assert not storage.exists("s3://pipeline/runs/tomorrow/run.json")
     # Without the setting, runs overlap as before.
     assert "overlapping_run" not in plan_detection({**config, "run_id": "manual"}, "manual", None)
+
+
+def test_hidden_and_system_folders_and_our_own_output_are_not_photos(tmp_path, lambda_context) -> None:
+    from wildlife_common.planning import plan_detection
+
+    photos = tmp_path / "photos"
+    for relative in (
+        "cam1/a.jpg",
+        "cam1/.thumbnails/a.jpg",
+        ".Trash-1000/files/old.jpg",
+        "cam2/@eaDir/a.jpg/SYNOPHOTO_THUMB_M.jpg",
+        "$RECYCLE.BIN/x.jpg",
+        "results/runs/old/crops/00000/c.jpg",  # an earlier run's crops, with --out inside the input
+    ):
+        (photos / relative).parent.mkdir(parents=True, exist_ok=True)
+        (photos / relative).write_bytes(b"jpeg")
+    (tmp_path / "d.pt").write_bytes(b"w")
+    config = {"input": str(photos), "detector": str(tmp_path / "d.pt"), "output": str(photos / "results")}
+
+    plan = plan_detection({**config, "run_id": "r1"}, None, None)
+    assert plan["images"] == 1
+    record = storage.read_json(str(photos / "results" / "runs" / "r1" / "run.json"))
+    assert record["counts"]["hidden"] == 6  # the five above, and this run's own run.json
+    assert plan_detection({**config, "run_id": "r2", "include_hidden": True}, None, None)["images"] == 5
+    manifest = storage.read_json(str(photos / "results" / "runs" / "r2" / "stage1" / "shards" / "00000.json"))
+    assert sorted(i["image"] for i in manifest["images"]) == [
+        "$RECYCLE.BIN/x.jpg",
+        ".Trash-1000/files/old.jpg",
+        "cam1/.thumbnails/a.jpg",
+        "cam1/a.jpg",
+        "cam2/@eaDir/a.jpg/SYNOPHOTO_THUMB_M.jpg",
+    ]  # the output folder stays out even then

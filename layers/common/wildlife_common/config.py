@@ -207,6 +207,13 @@ class RunConfig:
         profile="detection_only",
         options=_BOTH,
     )
+    include_hidden: bool = setting(
+        False,
+        "Also read hidden and system folders of the input (.thumbnails, .Trash-1000, @eaDir, $RECYCLE.BIN, ...), "
+        "which are skipped by default: they hold thumbnails and deleted files, not new photos.",
+        options=_RUN,
+        changes_results=True,
+    )
     skip_if_running: bool = setting(
         False,
         "Do nothing when another run started with skip_if_running is still running (for schedules: a slow "

@@ -351,6 +351,7 @@ def materialize(run_uri: str) -> MaterializeResult:
         "planned_images": planned_images,
         "skipped_images": counts.get("skipped", 0),
         "not_image_files": counts.get("not_images", 0),
+        "hidden_files": counts.get("hidden", 0),
         "rows": tally.rows,
         "detections": tally.detections,
         "typical_detection_threshold": config.typical_detection_threshold,

@@ -74,18 +74,39 @@ def _check_models(config: RunConfig) -> None:
             raise ConfigError(f"{key} not found: {uri}")
 
 
+# Folders that hold no photos of the user's: thumbnails and indexes of file managers and NAS boxes
+# (Synology's @eaDir, QNAP's @Recycle), trash folders, and macOS archive leftovers. Any folder whose
+# name starts with "." is hidden too (.thumbnails, .Trash-1000). include_hidden reads them all.
+SYSTEM_FOLDERS = frozenset({"$RECYCLE.BIN", "System Volume Information", "__MACOSX", "lost+found"})
+
+
+def is_hidden(relative_path: str) -> bool:
+    """Whether a path below the input lies in a hidden or system folder (or is a hidden file)."""
+    return any(part.startswith((".", "@")) or part in SYSTEM_FOLDERS for part in relative_path.split("/"))
+
+
 def _images(config: RunConfig, processed: ProcessedImages | None, counts: PlanCounts) -> Iterator[ImageEntry]:
-    """The input's images as manifest entries, skipping files that are not images or were done before."""
+    """The input's images as manifest entries, skipping files that are not images or were done before,
+    hidden and system folders (unless include_hidden), and the run's own output folder when it lies
+    inside the input (a local run's crops would otherwise come back as photos)."""
     root = storage.as_folder(config.input)
+    own = storage.as_folder(config.output) if config.output else ""
+    # What the pipeline itself writes, when that lies inside the input: the output folder, or its run
+    # and index folders when the output is the input folder itself.
+    ours = [own] if own != root and own.startswith(root) else [root + "runs/", root + "index/"] if own == root else []
     for info in storage.list_files(root):
         counts["listed"] += 1
+        relative = storage.relative(info.uri, root)
+        if any(info.uri.startswith(prefix) for prefix in ours) or (not config.include_hidden and is_hidden(relative)):
+            counts["hidden"] = counts.get("hidden", 0) + 1
+            continue
         if not is_image(info.uri):
             counts["not_images"] += 1
             continue
         if processed is not None and processed.contains(info.uri, info.etag):
             counts["skipped"] += 1
             continue
-        yield {"uri": info.uri, "image": storage.relative(info.uri, root), "size": info.size, "etag": info.etag}
+        yield {"uri": info.uri, "image": relative, "size": info.size, "etag": info.etag}
 
 
 def _write_shards(config: RunConfig, layout: RunLayout, images: Iterator[ImageEntry]) -> list[DetectionShard]:

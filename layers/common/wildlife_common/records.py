@@ -93,6 +93,8 @@ class PlanCounts(TypedDict):
     not_images: int
     skipped: int
     """Images processed by earlier runs on the same input (incremental runs)."""
+    hidden: NotRequired[int]
+    """Files in hidden or system folders, or in the run's own output folder inside the input: not read."""
     images: NotRequired[int]
     """Images planned; set once the listing is done."""
 
@@ -313,6 +315,8 @@ class Summary(TypedDict):
     planned_images: int
     skipped_images: int
     not_image_files: int
+    hidden_files: NotRequired[int]
+    """Files not read: in hidden or system folders, or in the run's own output folder inside the input."""
     rows: int
     detections: int
     typical_detection_threshold: float
