@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from wildlife_common.errors import PipelineError
 
-from wildlife import commands
+from wildlife import commands, version
 from wildlife.errors import UsageError
 
 
@@ -30,8 +30,20 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class VersionAction(argparse.Action):
+    """``--version``: worked out only when asked (it runs git in a checkout)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version (and the commit in a checkout)")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(version.describe())
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     cli = OneLineParser(prog="wildlife", description="Camera-trap image analysis: run locally or on AWS.")
+    cli.add_argument("--version", action=VersionAction)
     subparsers = cli.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):

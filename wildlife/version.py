@@ -29,3 +29,14 @@ def checkout_commit(root: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head[:12] + (".dirty" if changes else "") if head else None
+
+
+def describe() -> str:
+    """What ``wildlife --version`` prints: the package version and, in a checkout, its commit."""
+    from wildlife_common import __version__
+
+    from wildlife.paths import checkout_root
+
+    root = checkout_root()
+    commit = checkout_commit(root) if root is not None else None
+    return f"wildlife {__version__}" + (f"+{commit}" if commit else "")

@@ -153,3 +153,13 @@ def test_reusing_a_run_id_for_another_input_is_refused_and_leaves_the_old_run_un
     assert sorted(p.name for p in run_json.parent.rglob("*")) == before
     # The same input and settings under the same id is that run again, as --resume is.
     assert config_for(str(SAMPLES), "--out", str(tmp_path), "--run-id", "r1")["run_id"] == "r1"
+
+
+def test_wildlife_version_names_the_package_and_the_checkouts_commit(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    # A checkout adds its commit (12 hex digits, .dirty with uncommitted changes); a wheel prints the version.
+    assert re.fullmatch(r"wildlife \d+\.\d+\.\d+(\+[0-9a-f]{12}(\.dirty)?)?\n", capsys.readouterr().out)
