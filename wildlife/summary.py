@@ -48,6 +48,10 @@ def summary_lines(summary: Summary) -> list[str]:
             f"({counts(summary.get('detections_above_threshold') or {})} at or above {threshold})",
         ),
     ]
+    species = summary.get("species") or {}
+    if species:
+        top = sorted(species.items(), key=lambda item: (-item[1], item[0]))[:TOP_SPECIES]
+        lines.append(line("top species", counts(dict(top))))
     not_read = {
         "not images": summary.get("not_image_files", 0),
         "in hidden or system folders": summary.get("hidden_files", 0),
@@ -55,10 +59,6 @@ def summary_lines(summary: Summary) -> list[str]:
     }
     if any(not_read.values()):
         lines.append(line("not read", ", ".join(f"{n:,} {what}" for what, n in not_read.items() if n)))
-    species = summary.get("species") or {}
-    if species:
-        top = sorted(species.items(), key=lambda item: (-item[1], item[0]))[:TOP_SPECIES]
-        lines.append(line("top species", counts(dict(top))))
     failed = summary["shards"]["failed"] if "shards" in summary else []
     lines.append(line("failed shards", ", ".join(f"{f['stage']}/{f['shard']}" for f in failed) or "none"))
     return lines

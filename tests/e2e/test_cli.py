@@ -38,6 +38,8 @@ def test_wildlife_run_on_the_samples_shows_progress_then_the_summary_and_the_thr
     shown = [int(n) for n in re.findall(r"(\d+) (?:with|empty|failed)", out[1])]
     assert shown == [summary[key] for key in buckets], out[1]
     assert "animal" in out[2] and out[3].startswith("  top species ")
+    # What was not read, and why: the samples' ground_truth.json is not an image.
+    assert "  not read      1 not images" in out, out
     assert out[-3:] == [f"  {final / name}" for name in ("detections.parquet", "megadetector.json", "summary.json")]
     assert all((final / name).is_file() for name in ("detections.parquet", "megadetector.json", "summary.json"))
     # Job and function output went to the run's log files, not to the terminal.
