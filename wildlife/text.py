@@ -1,4 +1,4 @@
-"""How the CLI writes times for people: one format for the live view, watch and report."""
+"""How the CLI writes for people: one format for durations (live view, watch, report) and help texts."""
 
 from __future__ import annotations
 
@@ -13,3 +13,11 @@ def duration(seconds: float) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def help_text(doc: str | None) -> str | None:
+    """A module docstring's first paragraph as a command's ``--help`` description: one line of plain
+    text, without the reStructuredText markup (````code````) that reads well only in the source."""
+    if not doc:
+        return None
+    return " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "")

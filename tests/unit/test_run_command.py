@@ -163,3 +163,11 @@ def test_wildlife_version_names_the_package_and_the_checkouts_commit(capsys: pyt
     assert exited.value.code == 0
     # A checkout adds its commit (12 hex digits, .dirty with uncommitted changes); a wheel prints the version.
     assert re.fullmatch(r"wildlife \d+\.\d+\.\d+(\+[0-9a-f]{12}(\.dirty)?)?\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command", ["run", "start", "status", "watch", "report", "deploy-image"])
+def test_help_texts_are_plain_text_without_source_markup(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = capsys.readouterr().out
+    assert "``" not in shown and f"wildlife {command}" in shown

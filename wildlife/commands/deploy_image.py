@@ -13,13 +13,14 @@ from typing import Any
 
 from wildlife.commands._stack import add_stack_options, open_stack
 from wildlife.ops.image import SOURCE_ROOT, deploy_image
+from wildlife.text import help_text
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "deploy-image",
         help="build and push the GPU image to the stack's ECR repository (needs Docker)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=help_text(__doc__),
     )
     parser.add_argument(
         "--tag", help="image tag (default build-<commit>); tags are immutable, and the stack is moved to it"

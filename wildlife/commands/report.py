@@ -16,13 +16,14 @@ from wildlife_common import costs
 
 from wildlife.commands._stack import add_stack_options, open_stack
 from wildlife.ops.report import format_report, load_report
+from wildlife.text import help_text
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="counts, failures, speed and cost of a run",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=help_text(__doc__),
     )
     parser.add_argument("run", help="run id, execution name or execution ARN")
     parser.add_argument(

@@ -32,7 +32,7 @@ from wildlife.options import add_setting_options, setting_values
 from wildlife.paths import checkout_root, stack_root
 from wildlife.profiles import load_profile
 from wildlife.summary import summary_lines
-from wildlife.text import duration
+from wildlife.text import duration, help_text
 
 # The demo pack, found without importing the engine (its imports, moto and the SAM translator, would
 # load into every command, since the CLI imports every command to list them).
@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run the pipeline on this machine (local engine, no AWS account needed)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=help_text(__doc__),
     )
     parser.add_argument(
         "input", nargs="?", help="a folder of images, or s3://bucket/prefix/ (not needed with --resume)"

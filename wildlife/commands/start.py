@@ -19,12 +19,11 @@ from wildlife.ops import console
 from wildlife.ops.follow import Follower, follow
 from wildlife.ops.runs import start_run
 from wildlife.options import add_setting_options, setting_values
+from wildlife.text import help_text
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "start", help="start a run on a deployed stack", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
+    parser = subparsers.add_parser("start", help="start a run on a deployed stack", description=help_text(__doc__))
     parser.add_argument("input", nargs="?", help="s3://bucket/prefix/ of the images (or 'input' in --config)")
     parser.add_argument("--config", type=Path, help="a run config as JSON (README, Configuration)")
     parser.add_argument("--run-id", help="the run's name (default: run-<UTC time>); an existing one is resumed")

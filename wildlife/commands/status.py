@@ -9,13 +9,11 @@ from typing import Any
 from wildlife.commands._stack import add_stack_options, open_stack
 from wildlife.ops import console
 from wildlife.ops.runs import TERMINAL, RunRow, find_run, list_runs, run_row
-from wildlife.text import duration
+from wildlife.text import duration, help_text
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "status", help="recent runs of a deployed stack", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
+    parser = subparsers.add_parser("status", help="recent runs of a deployed stack", description=help_text(__doc__))
     parser.add_argument("run", nargs="?", help="one run (run id, execution name or ARN) in detail")
     parser.add_argument("--limit", type=int, default=20, help="how many recent runs (default 20)")
     parser.add_argument("--status", choices=("RUNNING", *TERMINAL), help="only runs with this status")

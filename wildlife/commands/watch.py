@@ -14,12 +14,11 @@ from wildlife.commands._stack import add_stack_options, open_stack
 from wildlife.ops import console
 from wildlife.ops.follow import DEFAULT_LOG_LINES, Follower, follow
 from wildlife.ops.runs import find_run
+from wildlife.text import help_text
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "watch", help="follow a run on a deployed stack", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
+    parser = subparsers.add_parser("watch", help="follow a run on a deployed stack", description=help_text(__doc__))
     parser.add_argument("run", help="run id, execution name or execution ARN")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
     parser.add_argument("--timeout", type=float, help="stop watching after this many seconds (the run goes on)")
