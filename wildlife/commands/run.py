@@ -197,14 +197,6 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         except ConfigError as error:
             raise UsageError(str(error)) from error
     options = setting_values(args, "run")
-    if args.resume:
-        stored = dict(config)
-        changed = [k for k in RESULT_SETTINGS if k in options and k in stored and options[k] != stored[k]]
-        if changed:
-            raise UsageError(
-                f"run {args.resume} was made with {changed[0]}={stored[changed[0]]!r}; "
-                f"resume it with the same setting or start a new run"
-            )
     if options.get("detector") and not options.get("classifier"):
         # A detector named on the command line is a new model: the profile's classifier was paired with another.
         for key in ("classifier", "classifier_arch", "classifier_labels"):
