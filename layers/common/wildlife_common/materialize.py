@@ -284,12 +284,17 @@ def materialize(run_uri: str) -> MaterializeResult:
             for ref in plan:
                 shard = ref["shard"]
                 planned_images += ref["images"]
-                if shard in stage1:
+                # Only a shard with nothing left to do goes into the index of processed images: one
+                # that failed, or whose crops no classification shard covered, must be done again
+                # by the next incremental run.
+                finished = shard in stage1
+                if finished:
                     table = _conform(_read_parquet(layout.results(Stage.DETECTION, shard)))
                     if species.covers(shard):
                         table = _with_species(table, species.for_shard(shard))
                     elif config.classify and int(stage1[shard].get("crops", 0)) > 0:
                         unclassified.append(shard)
+                        finished = False
                 else:
                     reason = (
                         f"shard failed: detection shard {shard} did not finish; run the same run_id again to retry it"
@@ -311,10 +316,7 @@ def materialize(run_uri: str) -> MaterializeResult:
                         ok_etags.append(first["image_etag"])
                     if sn is not None:
                         sn.add_image(first["image_uri"], rows, failed=first["failure"] is not None)
-                # Only a shard with nothing left to do goes into the index of processed images: one
-                # that failed, or whose crops no classification shard covered, must be done again
-                # by the next incremental run.
-                if shard in stage1 and (not unclassified or unclassified[-1] != shard):
+                if finished:
                     index.add(ok_uris, ok_etags)
                 if tally.images - before != ref["images"]:
                     mismatched.append(shard)
