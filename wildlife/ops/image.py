@@ -38,9 +38,10 @@ from wildlife_common.errors import PipelineError
 from wildlife import version
 from wildlife.ops.aws import Aws, aws_errors
 from wildlife.ops.stack import Stack
+from wildlife.paths import checkout_root
 
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
-"""The repository this package was installed from (``pip install -e .``)."""
+SOURCE_ROOT = checkout_root() or Path.cwd()
+"""The checkout this package runs from; installed from a wheel, the current folder (--source says otherwise)."""
 
 DOCKERFILE = Path("gpu_task", "Dockerfile")
 PLATFORM = "linux/amd64"
