@@ -194,10 +194,17 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
 
     storage.write_json(layout.shards_json(Stage.DETECTION), pending, intermediate=True)
     storage.write_json(layout.run_json, record)
+    return _detection_plan(config, layout, pending, counts, _shard_reference(layout, Stage.DETECTION))
+
+
+def _detection_plan(
+    config: RunConfig, layout: RunLayout, pending: list[DetectionShard], counts: PlanCounts, shards: ShardList
+) -> DetectionPlan:
+    """PlanDetection's result: the references and counts the state machine routes on."""
     return {
         "run_id": config.run_id or "",
         "run_uri": layout.run_uri,
-        "shards": _shard_reference(layout, Stage.DETECTION),
+        "shards": shards,
         "shard_count": len(pending),
         "images": counts.get("images", 0),
         "pending_images": sum(ref["images"] for ref in pending),
@@ -237,20 +244,10 @@ def _overlapping_run(execution_name: str | None) -> str | None:
 
 def _nothing_planned(config: RunConfig, layout: RunLayout, overlapping_run: str) -> DetectionPlan:
     """PlanDetection's result for a run that is skipped: no shards, nothing written."""
-    return {
-        "run_id": config.run_id or "",
-        "run_uri": layout.run_uri,
-        "shards": {"bucket": "", "key": ""},
-        "shard_count": 0,
-        "images": 0,
-        "pending_images": 0,
-        "skipped": 0,
-        "detection_only": not config.classify,
-        "max_concurrency": 1,
-        "tolerated_failure_percentage": config.tolerated_failure_percentage,
-        "materialize_on_batch": False,
-        "overlapping_run": overlapping_run,
-    }
+    nothing = _detection_plan(
+        config, layout, [], PlanCounts(listed=0, not_images=0, skipped=0), ShardList(bucket="", key="")
+    )
+    return {**nothing, "overlapping_run": overlapping_run}
 
 
 def plan_classification(run: DetectionPlan) -> ClassificationPlan:
