@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from wildlife_common.errors import PipelineError
 
-from wildlife import commands, version
+from wildlife import commands, interrupt, version
 from wildlife.errors import UsageError
 
 
@@ -52,16 +52,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run one command; returns the exit status."""
-    args = parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UsageError as error:
-        print(f"wildlife {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except PipelineError as error:
-        print(f"wildlife {args.command}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"wildlife {args.command}: interrupted", file=sys.stderr)
-        return 130
+    """Parse the command line and run one command; returns the exit status.
+
+    Ctrl-C ends the process at once with one line, from the first moment (the command modules'
+    imports take a while) to the last (``wildlife.interrupt`` says why at once).
+    """
+    with interrupt.exit_at_once():
+        args = parser().parse_args(argv)
+        interrupt.say(lambda: f"wildlife {args.command}: interrupted")
+        try:
+            return int(args.func(args) or 0)
+        except UsageError as error:
+            print(f"wildlife {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except PipelineError as error:
+            print(f"wildlife {args.command}: error: {error}", file=sys.stderr)
+            return 1

@@ -25,6 +25,10 @@ def test_wildlife_run_on_the_samples_shows_progress_then_the_summary_and_the_thr
     captured = capsys.readouterr()
     assert status == 0, captured.err
     final = tmp_path / "runs" / "demo" / "final"
+    # Start-up says what takes the time before the first state: the models, then the engine.
+    err = captured.err
+    assert err.index("loading the models (detector.pt, classifier.pth)") < err.index("starting the local engine")
+    assert err.index("starting the local engine") < err.index("→ PlanDetection")
     # The live view (stderr is not a terminal here, so plain lines): states, then shard counts.
     for line in ("→ PlanDetection", "✓ DetectShards", "DetectShards: 3/3 shards, 21/21 images", "✓ Materialize"):
         assert line in captured.err, captured.err
@@ -62,9 +66,10 @@ def test_weights_that_cannot_run_are_one_line_before_the_run_starts(
         (classifier, f"classifier checkpoint {checkpoint} is unreadable"),
     ):
         status = main(["run", str(SAMPLES), "--out", str(tmp_path / "out"), *options])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert status == 2 and len(err) == 1, err
-        assert err[0].startswith("wildlife run: error: ") and what in err[0], err[0]
+        # What it was doing (the run's first line, loading the models), then the error in one line.
+        *doing, error = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(doing) == 2 and doing[1].startswith("loading the models"), doing
+        assert error.startswith("wildlife run: error: ") and what in error, error
     assert not (tmp_path / "out" / "runs").exists()  # nothing was started
 
 

@@ -259,3 +259,21 @@ def test_hidden_and_system_folders_and_our_own_output_are_not_photos(tmp_path, l
         "cam1/a.jpg",
         "cam2/@eaDir/a.jpg/SYNOPHOTO_THUMB_M.jpg",
     ]  # the output folder stays out even then
+
+
+def test_one_image_given_as_the_input_is_a_run_of_that_photo(tmp_path, lambda_context) -> None:
+    from wildlife_common.planning import plan_detection
+
+    photos = tmp_path / "cam1"
+    photos.mkdir()
+    for name in ("IMG_1.JPG", "IMG_2.JPG"):
+        (photos / name).write_bytes(b"jpeg")
+    (tmp_path / "d.pt").write_bytes(b"w")
+    config = {"input": str(photos / "IMG_2.JPG"), "detector": str(tmp_path / "d.pt"), "output": str(photos)}
+
+    plan = plan_detection({**config, "run_id": "one"}, None, None)
+
+    assert plan["images"] == 1 and plan["shard_count"] == 1
+    manifest = storage.read_json(str(photos / "runs" / "one" / "stage1" / "shards" / "00000.json"))
+    # Named by its file name, as in a run over its folder; its neighbour is not part of the run.
+    assert [(i["image"], i["uri"]) for i in manifest["images"]] == [("IMG_2.JPG", str(photos / "IMG_2.JPG"))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wildlife.cli import main, parser
-from wildlife.commands.run import DEMO_MODELS, build_config
+from wildlife.commands.run import DEMO_MODELS, LOCAL_SHARD_SIZE, build_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "demo" / "samples"
@@ -39,6 +39,13 @@ def test_with_no_model_options_the_demo_models_run_at_their_training_size(tmp_pa
     assert config["classifier_labels"] == str(DEMO_MODELS / "labels.txt")
     assert config["input"] == str(SAMPLES)
     assert config["output"] == str(tmp_path)
+    # Not the cloud's 2,000: a shard is the progress a Ctrl-C keeps, and a local run keeps it often.
+    assert config["shard_size"] == LOCAL_SHARD_SIZE == 200
+
+
+def test_one_image_file_is_an_input(tmp_path: Path) -> None:
+    photo = next(SAMPLES.glob("*.jpg"))
+    assert config_for(str(photo), "--out", str(tmp_path))["input"] == str(photo)
 
 
 def test_a_profile_sets_the_run_and_command_line_options_override_it(tmp_path: Path) -> None:
@@ -80,7 +87,8 @@ def test_an_unknown_profile_key_is_one_line_that_names_it(capsys: pytest.Capture
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["{tmp}/nowhere"], "no such folder: {tmp}/nowhere"),
+        (["{tmp}/nowhere"], "no such folder or image: {tmp}/nowhere"),
+        (["{tmp}/empty/notes.txt"], "{tmp}/empty/notes.txt is a file, not an image or a folder of images"),
         (["{tmp}/empty"], "no images in {tmp}/empty"),
         ([str(SAMPLES), "--detector", "{tmp}/missing.pt"], "detector weights not found: {tmp}/missing.pt"),
         ([str(SAMPLES), "--image-size", "100"], "image_size must be a multiple of 32"),

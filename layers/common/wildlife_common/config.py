@@ -189,7 +189,8 @@ class RunConfig:
     )
     shard_size: int = setting(
         2000,
-        "Images per detection shard, i.e. per GPU job: about 2,000 amortizes model load and container start.",
+        "Images per detection shard, i.e. per GPU job: about 2,000 amortizes model load and container start. "
+        "wildlife run takes 200: a shard is the progress an interrupt keeps, and its models stay loaded.",
         profile="shard_size",
         options=_BOTH,
         changes_results=True,

@@ -89,15 +89,17 @@ def _images(config: RunConfig, processed: ProcessedImages | None, counts: PlanCo
     """The input's images as manifest entries, skipping files that are not images or were done before,
     hidden and system folders (unless include_hidden), and the run's own output folder when it lies
     inside the input (a local run's crops would otherwise come back as photos)."""
-    root = storage.as_folder(config.input)
+    root, files = storage.list_input(config.input)
+    # One image given as the input is taken as given, hidden or not.
+    skip_hidden = not config.include_hidden and root == storage.as_folder(config.input)
     own = storage.as_folder(config.output) if config.output else ""
     # What the pipeline itself writes, when that lies inside the input: the output folder, or its run
     # and index folders when the output is the input folder itself.
     ours = [own] if own != root and own.startswith(root) else [root + "runs/", root + "index/"] if own == root else []
-    for info in storage.list_files(root):
+    for info in files:
         counts["listed"] += 1
         relative = storage.relative(info.uri, root)
-        if any(info.uri.startswith(prefix) for prefix in ours) or (not config.include_hidden and is_hidden(relative)):
+        if any(info.uri.startswith(prefix) for prefix in ours) or (skip_hidden and is_hidden(relative)):
             counts["hidden"] = counts.get("hidden", 0) + 1
             continue
         if not is_image(info.uri):

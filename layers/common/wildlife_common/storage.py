@@ -189,6 +189,20 @@ def list_files(prefix: str) -> Iterator[FileInfo]:
         yield from _list_local(Path(prefix).expanduser())
 
 
+def list_input(uri: str) -> tuple[str, Iterator[FileInfo]]:
+    """A run's input: the folder its image paths are relative to, and its files (``list_files``).
+
+    One local file given as the input is a folder of one: its own folder is the root, so the table
+    names the photo by its file name, as it would for the folder.
+    """
+    path = Path(uri).expanduser()
+    if not is_s3(uri) and path.is_file():
+        stat = path.stat()
+        single = FileInfo(str(path.resolve()), stat.st_size, _local_etag(stat))
+        return as_folder(str(path.resolve().parent)), iter([single])
+    return as_folder(uri), list_files(uri)
+
+
 def _list_s3(prefix: str) -> Iterator[FileInfo]:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -224,7 +238,12 @@ def _walk(folder: Path) -> Iterator[FileInfo]:
             stat = entry.stat()
         except OSError:  # removed between the scan and the stat: it simply is not there
             continue
-        yield FileInfo(entry.path, stat.st_size, f"{stat.st_size:x}-{stat.st_mtime_ns:x}")
+        yield FileInfo(entry.path, stat.st_size, _local_etag(stat))
+
+
+def _local_etag(stat: os.stat_result) -> str:
+    """What stands in for an ETag on disk: a file rewritten in place changes size or mtime."""
+    return f"{stat.st_size:x}-{stat.st_mtime_ns:x}"
 
 
 def read_bytes(uri: str) -> bytes:
