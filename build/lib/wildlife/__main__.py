@@ -1,5 +1,0 @@
-import sys
-
-from wildlife.cli import main
-
-sys.exit(main())
