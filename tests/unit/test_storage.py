@@ -34,7 +34,7 @@ def test_missing_bucket_is_input_not_found(s3) -> None:
 
 def test_access_denied_names_the_bucket_and_the_fix() -> None:
     error = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2")
-    translated = storage._translate(error, "listing", "s3://private/photos/")
+    translated = storage.translate(error, "listing", "s3://private/photos/")
     assert isinstance(translated, AccessDenied)
     assert "bucket 'private'" in str(translated) and "InputBucketName" in str(translated)
 

@@ -156,7 +156,7 @@ def _unavailable(error: Exception) -> bool:
     return _code(error) in _UNAVAILABLE_CODES or status >= 500
 
 
-def _translate(error: Exception, action: str, uri: str) -> Exception:
+def translate(error: Exception, action: str, uri: str) -> Exception:
     """Turn a botocore error into one the user can act on; others pass through unchanged."""
     code = _code(error)
     bucket = split_s3(uri)[0]
@@ -175,8 +175,12 @@ def _translate(error: Exception, action: str, uri: str) -> Exception:
     return error
 
 
-def list_files(prefix: str) -> Iterator[FileInfo]:
+def list_files(prefix: str, *, after: str = "", upto: str | None = None) -> Iterator[FileInfo]:
     """Every file below a folder or S3 prefix, recursively, in lexicographic order of the path.
+
+    ``after`` and ``upto`` limit the listing to keys (relative to ``prefix``) greater than ``after``
+    and not greater than ``upto``: one range of a large input (``wildlife_common.listing``). S3's
+    StartAfter is exclusive and S3 lists in UTF-8 byte order, the order of ``str`` comparison.
 
     Raises:
         InputNotFound: the bucket or folder does not exist.
@@ -184,9 +188,12 @@ def list_files(prefix: str) -> Iterator[FileInfo]:
         StorageUnavailable: S3 did not answer, retries included.
     """
     if is_s3(prefix):
-        yield from _list_s3(as_folder(prefix))
+        yield from _list_s3(as_folder(prefix), after, upto)
     else:
-        yield from _list_local(Path(prefix).expanduser())
+        root = Path(prefix).expanduser()
+        if not root.is_dir():
+            raise InputNotFound(f"no such folder: {root}")
+        yield from _walk(root.resolve(), "", after, upto)
 
 
 def list_input(uri: str) -> tuple[str, Iterator[FileInfo]]:
@@ -198,50 +205,64 @@ def list_input(uri: str) -> tuple[str, Iterator[FileInfo]]:
     path = Path(uri).expanduser()
     if not is_s3(uri) and path.is_file():
         stat = path.stat()
-        single = FileInfo(str(path.resolve()), stat.st_size, _local_etag(stat))
+        single = FileInfo(str(path.resolve()), stat.st_size, local_etag(stat))
         return as_folder(str(path.resolve().parent)), iter([single])
     return as_folder(uri), list_files(uri)
 
 
-def _list_s3(prefix: str) -> Iterator[FileInfo]:
+def _list_s3(prefix: str, after: str, upto: str | None) -> Iterator[FileInfo]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = split_s3(prefix)
-    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+    arguments = {"Bucket": bucket, "Prefix": key}
+    if after:
+        arguments["StartAfter"] = key + after
+    pages = s3_client().get_paginator("list_objects_v2").paginate(**arguments)
     try:
         for page in pages:
             for obj in page.get("Contents", []):
+                if upto is not None and obj["Key"][len(key) :] > upto:
+                    return
                 if obj["Key"].endswith("/"):  # "folder" placeholder objects made by the console
                     continue
                 yield FileInfo(f"{S3_SCHEME}{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'))
     except (ClientError, BotoCoreError) as error:
-        raise _translate(error, "listing", prefix) from error
+        raise translate(error, "listing", prefix) from error
 
 
-def _list_local(root: Path) -> Iterator[FileInfo]:
-    if not root.is_dir():
-        raise InputNotFound(f"no such folder: {root}")
-    yield from _walk(root.resolve())
+def _walk(root: Path, folder: str, after: str, upto: str | None) -> Iterator[FileInfo]:
+    """Depth-first, with a folder sorted as ``name/``: the same order as S3's listing of the same tree.
 
-
-def _walk(folder: Path) -> Iterator[FileInfo]:
-    """Depth-first, with a folder sorted as ``name/``: the same order as S3's listing of the same tree."""
+    Only keys (relative to ``root``) in ``(after, upto]``: a folder wholly before ``after`` is not
+    entered, and the walk ends at the first key beyond ``upto``.
+    """
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(root / folder))
     except OSError:  # unreadable or removed while walking: nothing to list there
         return
     for entry in sorted(entries, key=lambda e: e.name + "/" if e.is_dir() else e.name):
+        key = folder + entry.name
         if entry.is_dir():
-            yield from _walk(Path(entry.path))
+            inside = key + "/"
+            if upto is not None and inside > upto:
+                return
+            # Every key in this folder starts with `inside`: all are at most `after` when `inside`
+            # sorts before it without being its beginning.
+            if inside > after or after.startswith(inside):
+                yield from _walk(root, inside, after, upto)
+            continue
+        if upto is not None and key > upto:
+            return
+        if key <= after:
             continue
         try:
             stat = entry.stat()
         except OSError:  # removed between the scan and the stat: it simply is not there
             continue
-        yield FileInfo(entry.path, stat.st_size, _local_etag(stat))
+        yield FileInfo(entry.path, stat.st_size, local_etag(stat))
 
 
-def _local_etag(stat: os.stat_result) -> str:
+def local_etag(stat: os.stat_result) -> str:
     """What stands in for an ETag on disk: a file rewritten in place changes size or mtime."""
     return f"{stat.st_size:x}-{stat.st_mtime_ns:x}"
 
@@ -274,7 +295,7 @@ def _read_s3(uri: str) -> bytes:
     except (ClientError, BotoCoreError) as error:
         if _code(error) in ("NoSuchKey", "404"):
             raise FileNotFoundError(uri) from error
-        raise _translate(error, "reading", uri) from error
+        raise translate(error, "reading", uri) from error
 
 
 def write_bytes(uri: str, data: bytes, *, intermediate: bool = False, content_type: str | None = None) -> None:
@@ -291,7 +312,7 @@ def write_bytes(uri: str, data: bytes, *, intermediate: bool = False, content_ty
         try:
             s3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
         except (ClientError, BotoCoreError) as error:
-            raise _translate(error, "writing", uri) from error
+            raise translate(error, "writing", uri) from error
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,5 +372,5 @@ def exists(uri: str) -> bool:
         except (ClientError, BotoCoreError) as error:
             if _code(error) in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise _translate(error, "checking", uri) from error
+            raise translate(error, "checking", uri) from error
     return Path(uri).exists()
