@@ -7,6 +7,7 @@ tests check that it writes the same shapes.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -124,3 +125,15 @@ def commit_classification_shard(
             "classifier": "classifier.pth@sha256:abcdef012345",
         },
     )
+
+
+def plan_through_handler(handler: Callable[[Any, Any], Any], event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Call the PlanDetection Lambda for a run's three planning steps, as the state machine does:
+    the plan, ListPart for every key range of each listing round, then AssemblePlan."""
+    plan = handler(event, context)
+    while "listing" in plan:
+        layout = RunLayout(plan["run_uri"])
+        for part in storage.read_json(layout.listing_json(plan["listing"]["round"])):
+            handler({"step": "list_part", "run_uri": plan["run_uri"], "part": part}, context)
+        plan = handler({"step": "assemble", "run": plan}, context)
+    return plan

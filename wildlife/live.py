@@ -76,17 +76,18 @@ class LiveView:
                 rate += f", about {duration(snapshot.eta_s)} left"
         failed = f", {stage.failed} failed" if stage.failed else ""
         total = "?" if stage.total is None else stage.total
-        line = f"{stage.state}: {stage.done}/{total} shards{failed}"
+        line = f"{stage.state}: {stage.done}/{total} {stage.parts}{failed}"
+        images = snapshot.images_done if detection else 0
         if detection and snapshot.images_total is not None:
-            line += f", {snapshot.images_done}/{snapshot.images_total} images"
+            line += f", {images}/{snapshot.images_total} images"
         # One plain line per change of the counts (not of the rate, which changes every poll).
-        return line, rate, (stage.done, stage.total or 0, stage.failed, snapshot.images_done), stage
+        return line, rate, (stage.done, stage.total or 0, stage.failed, images), stage
 
     def _show(self, state: str, line: str, rate: str, key: tuple[int, ...], stage: MapStage) -> None:
         if self.progress is not None:
             if state not in self.tasks:
-                self.tasks[state] = self.progress.add_task(f"{state} shards", total=stage.total, rate="")
-            images = line.split(" shards", 1)[1].lstrip(", ")
+                self.tasks[state] = self.progress.add_task(f"{state} {stage.parts}", total=stage.total, rate="")
+            images = line.split(f" {stage.parts}", 1)[1].lstrip(", ")
             detail = " · ".join(part for part in (images, rate) if part)
             self.progress.update(self.tasks[state], completed=stage.done, total=stage.total, rate=detail)
         elif self.last_counts.get(state) != key:

@@ -36,16 +36,21 @@ class StageStates:
     """The states of one stage (``records.Stage``) in the state machine: its planning state and the
     Distributed Map that runs the shards it plans."""
 
-    plan_state: str
+    plan_states: tuple[str, ...]
+    """The states whose output holds the plan (detection: PlanDetection for a resumed run, else AssemblePlan)."""
     map_state: str
     key: str
     """Where the plan's output keeps its counts (``run`` for detection, ``classification``)."""
     items_key: str
     unit: str
+    parts: str = "shards"
+    """What the Map's items are called on screen."""
 
 
-DETECTION = StageStates("PlanDetection", "DetectShards", "run", "pending_images", "images")
-CLASSIFICATION = StageStates("PlanClassification", "ClassifyShards", "classification", "crops", "crops")
+DETECTION = StageStates(("PlanDetection", "AssemblePlan"), "DetectShards", "run", "pending_images", "images")
+CLASSIFICATION = StageStates(("PlanClassification",), "ClassifyShards", "classification", "crops", "crops")
+LISTING = StageStates(DETECTION.plan_states, "ListInput", "run", "", "images", parts="key ranges")
+"""A new run's input listed in parallel: the plan names the ranges (``listing``), not yet the shards."""
 STAGES = (DETECTION, CLASSIFICATION)
 
 
@@ -58,6 +63,8 @@ class Plan:
     items: int | None
 
     def __str__(self) -> str:
+        if self.stage is LISTING:
+            return f"listing the input in {self.shards:,} key range{'' if self.shards == 1 else 's'}"
         items = "?" if self.items is None else f"{self.items:,}"
         return f"{items} {self.stage.unit} in {self.shards:,} shard{'' if self.shards == 1 else 's'}"
 
@@ -94,6 +101,8 @@ class MapStage:
     """Failed, timed out or aborted."""
     running: int = 0
     ended: bool = False
+    parts: str = "shards"
+    """What its items are called on screen (the plan's ``StageStates.parts``)."""
 
     @property
     def done(self) -> int:
@@ -186,8 +195,8 @@ def read_progress(
             plan = _plan(name, event["stateExitedEventDetails"].get("output"))
             if plan is not None:
                 plans[plan.stage.map_state] = plan
-                if plan.stage is DETECTION:
-                    run_uri = _run_uri(event["stateExitedEventDetails"].get("output")) or run_uri
+            if name in DETECTION.plan_states:
+                run_uri = _run_uri(event["stateExitedEventDetails"].get("output")) or run_uri
             took = (at - entered[name]).total_seconds() if name in entered else None
             steps.append(Step("exited", name, at, seconds=took, plan=plan))
         elif kind == "MapRunStarted":
@@ -224,6 +233,7 @@ def read_progress(
             failed=counts.get("failed", 0) + counts.get("timedOut", 0) + counts.get("aborted", 0),
             running=counts.get("running", 0),
             ended=map_ended,
+            parts="shards" if plan is None else plan.stage.parts,
         )
     return Progress(
         status=status,
@@ -249,10 +259,13 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
 
 def _plan(state: str, output: str | None) -> Plan | None:
     """The plan a planning state's output holds (its shard count, and its images or crops)."""
-    stage = next((stage for stage in STAGES if stage.plan_state == state), None)
+    stage = next((stage for stage in STAGES if state in stage.plan_states), None)
     counts = (_json_object(output) or {}).get(stage.key) if stage else None
     if stage is None or not isinstance(counts, dict) or not isinstance(counts.get("shard_count"), int):
         return None
+    listing = counts.get("listing")
+    if isinstance(listing, dict) and isinstance(listing.get("part_count"), int):
+        return Plan(LISTING, listing["part_count"], None)  # a new run's input is being listed: no shards yet
     items = counts.get(stage.items_key)
     return Plan(stage, counts["shard_count"], items if isinstance(items, int) else None)
 

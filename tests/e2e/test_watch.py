@@ -56,6 +56,7 @@ def test_watch_shows_every_state_and_both_maps_of_a_real_run(deployed, tmp_path:
     assert entered == [
         "PlanDetection",
         "AnotherScheduledRunRunning",
+        "InputToList",
         "AnyShardsToDetect",
         "DetectShards",
         "DetectionOnly",

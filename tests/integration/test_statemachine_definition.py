@@ -49,6 +49,9 @@ DUMMY_SUBSTITUTIONS = {
 STATE_TYPES = {
     "PlanDetection": "Task",
     "AnotherScheduledRunRunning": "Choice",
+    "InputToList": "Choice",
+    "ListInput": "Map",
+    "AssemblePlan": "Task",
     "SkippedOverlappingRun": "Succeed",
     "AnyShardsToDetect": "Choice",
     "DetectShards": "Map",
@@ -65,10 +68,10 @@ STATE_TYPES = {
     "RunFailed": "Fail",
     "RunFailedUnrecorded": "Fail",
 }
-LAMBDA_TASKS = {"PlanDetection", "PlanClassification", "Materialize", "RecordFailure"}
+LAMBDA_TASKS = {"PlanDetection", "ListPart", "AssemblePlan", "PlanClassification", "Materialize", "RecordFailure"}
 BATCH_TASKS = {"DetectShard", "ClassifyShard", "MaterializeOnBatch"}
 # Lambda tasks that read or write the run folder: StorageUnavailable means S3 outlasted their retries.
-STORAGE_TASKS = {"PlanDetection", "PlanClassification", "Materialize"}
+STORAGE_TASKS = {"PlanDetection", "ListPart", "AssemblePlan", "PlanClassification", "Materialize"}
 LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -210,7 +213,7 @@ def test_all_named_states_exist_with_their_types(definition):
     assert {name: states[name]["Type"] for name in STATE_TYPES if name in states} == STATE_TYPES
     assert set(states) == set(STATE_TYPES)
     inner = {name for name, _, inside in all_states(states) if inside}
-    assert inner == {"DetectShard", "ClassifyShard"}
+    assert inner == {"ListPart", "DetectShard", "ClassifyShard"}
 
 
 def test_the_run_has_a_timeout_and_a_comment(definition):
@@ -248,8 +251,12 @@ def test_choices_route_as_designed(definition):
 
     assert routes("AnotherScheduledRunRunning") == (
         [("$.run.overlapping_run", True, "SkippedOverlappingRun")],
-        "AnyShardsToDetect",
+        "InputToList",
     )
+    # A new large input is listed in rounds of parallel ranges until AssemblePlan returns the whole plan.
+    assert routes("InputToList") == ([("$.run.listing", True, "ListInput")], "AnyShardsToDetect")
+    assert states["ListInput"]["Next"] == "AssemblePlan"
+    assert states["AssemblePlan"]["Next"] == "InputToList"
     assert routes("AnyShardsToDetect") == ([("$.run.shard_count", 0, "DetectShards")], "DetectionOnly")
     assert routes("DetectionOnly") == ([("$.run.detection_only", True, "ChooseMaterializer")], "PlanClassification")
     assert routes("AnyCropsToClassify") == (
@@ -268,16 +275,17 @@ def test_choices_route_as_designed(definition):
 
 def test_every_map_is_distributed_with_a_float_failure_tolerance_and_a_catch(definition):
     maps = [(n, s) for n, s, _ in all_states(definition["States"]) if s["Type"] == "Map"]
-    assert {n for n, _ in maps} == {"DetectShards", "ClassifyShards"}
+    assert {n for n, _ in maps} == {"ListInput", "DetectShards", "ClassifyShards"}
     for name, state in maps:
         assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
-        # The percentage comes from the run (PlanDetection returns a float); a literal must be a float too.
-        if "ToleratedFailurePercentage" in state:
-            assert isinstance(state["ToleratedFailurePercentage"], float), name
-            assert state["ToleratedFailurePercentage"] < 100
+        if name == "ListInput":
+            # Every range must be listed (no failure tolerated: the default), by Lambdas, not GPU jobs.
+            assert "ToleratedFailurePercentage" not in state and "ToleratedFailurePercentagePath" not in state
+            assert state["MaxConcurrency"] == 40
         else:
+            # The share of shards that may fail comes from the run (PlanDetection returns a float).
             assert state["ToleratedFailurePercentagePath"] == "$.run.tolerated_failure_percentage", name
-        assert state["MaxConcurrencyPath"] == "$.run.max_concurrency"
+            assert state["MaxConcurrencyPath"] == "$.run.max_concurrency"
         assert state["Catch"] == [
             {
                 "Comment": state["Catch"][0]["Comment"],
@@ -301,6 +309,12 @@ def test_payloads_stay_small(definition):
     for name in ("DetectShards", "ClassifyShards"):
         assert states[name]["ResultPath"] is None
         assert states[name]["ItemSelector"] == {"shard.$": "$$.Map.Item.Value.shard", "run_uri.$": "$.run.run_uri"}
+    # A range's lister keeps counts, never its shard list (thousands of shards would pass 256 KiB).
+    assert states["ListInput"]["ResultPath"] is None
+    assert states["ListInput"]["ItemSelector"] == {"part.$": "$$.Map.Item.Value", "run_uri.$": "$.run.run_uri"}
+    list_part = states["ListInput"]["ItemProcessor"]["States"]["ListPart"]
+    assert list_part["ResultSelector"] == {"part.$": "$.Payload.part", "shards.$": "$.Payload.shards"}
+    assert states["AssemblePlan"]["ResultSelector"] == {"run.$": "$.Payload"}
     for name, state, _ in all_states(states):
         if name in BATCH_TASKS:
             assert state["ResultSelector"] == {"job_id.$": "$.JobId", "status.$": "$.Status"}, name
@@ -531,6 +545,7 @@ def test_a_run_with_nothing_to_detect_materializes_and_returns_the_summary(sfn):
     assert entered_states(sfn, execution) == [
         "PlanDetection",
         "AnotherScheduledRunRunning",
+        "InputToList",
         "AnyShardsToDetect",
         "DetectionOnly",
         "ChooseMaterializer",

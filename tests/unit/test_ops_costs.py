@@ -99,12 +99,16 @@ def test_a_missing_or_broken_price_file_is_a_config_error(tmp_path) -> None:
 
 
 def test_state_transitions_follow_the_state_machine_path() -> None:
-    # PlanDetection, AnotherScheduledRunRunning, AnyShardsToDetect, DetectShards, DetectionOnly,
-    # ChooseMaterializer, Materialize, Done.
-    assert costs.state_transitions(3, 0, classify=False, materialize_on_batch=False) == 8 + 3
+    # PlanDetection, AnotherScheduledRunRunning, InputToList, AnyShardsToDetect, DetectShards,
+    # DetectionOnly, ChooseMaterializer, Materialize, Done.
+    assert costs.state_transitions(3, 0, classify=False, materialize_on_batch=False) == 9 + 3
     # + PlanClassification, AnyCropsToClassify, ClassifyShards; + one child per classification shard.
-    assert costs.state_transitions(3, 1, classify=True, materialize_on_batch=False) == 11 + 4
-    assert costs.state_transitions(3, 0, classify=True, materialize_on_batch=True) == 11 + 3
+    assert costs.state_transitions(3, 1, classify=True, materialize_on_batch=False) == 12 + 4
+    assert costs.state_transitions(3, 0, classify=True, materialize_on_batch=True) == 12 + 3
+    # An input listed in 2 rounds by 5 listers: ListInput, AssemblePlan, InputToList per round, a child per lister.
+    assert costs.state_transitions(3, 0, classify=False, materialize_on_batch=False, listing_rounds=2, listers=5) == (
+        9 + 3 + 2 * 3 + 5
+    )
 
 
 def test_summary_json_carries_the_cost_and_recomputing_it_gives_the_same_figure(s3, lambda_context) -> None:
@@ -128,7 +132,7 @@ def test_summary_json_carries_the_cost_and_recomputing_it_gives_the_same_figure(
     assert [job["seconds"] for job in cost["jobs"]] == [600.0, 1200.0, 1800.0]
     assert {job["stage"] for job in cost["jobs"]} == {"stage1"}
     # Detection only: 8 parent states + 3 shard children.
-    assert cost["state_transitions"] == 11
+    assert cost["state_transitions"] == 12
     functions = {i["function"]: i for i in cost["inputs"]["lambdas"]}
     assert set(functions) == {"PlanDetection", "Materialize"}
     assert functions["Materialize"]["measured"] is True and functions["Materialize"]["memory_mb"] == 3008

@@ -10,9 +10,10 @@ that ``wildlife_gpu`` caches stay loaded from one shard to the next.
 
 Two adaptations, both because the run folder of a local run is on disk, not in S3:
 
-- The Distributed Maps' ItemReader reads the shard list from S3. The planners return a reference
-  ``{"bucket": "", "key": <path>}`` for a local run folder; the engine copies that one small file
-  into a moto bucket and hands the state machine the S3 reference instead. Images and results never
+- The Distributed Maps' ItemReader reads the shard list (and the list of key ranges to list) from
+  S3. The planners return a reference ``{"bucket": "", "key": <path>}`` for a local run folder; the
+  engine copies that one small file into a moto bucket and hands the state machine the S3
+  reference instead. Images and results never
   move: the GPU task reads and writes the run folder and the input where they are.
 - Each job's and function's output goes to a log file under ``log_dir`` (their CloudWatch log
   streams in AWS), so the terminal shows only the live view.
@@ -250,16 +251,24 @@ class LocalEngine:
         return invoke
 
     def _mirror_shard_list(self, result: Any) -> Any:
-        """Give the ItemReader an S3 copy of a shard list that a planner wrote to a local run folder."""
-        if not isinstance(result, dict) or not isinstance(result.get("shards"), dict):
+        """Give the ItemReaders S3 copies of the lists a planner wrote to a local run folder: the shard
+        list (``shards``) and, while a new run's input is listed, its key ranges (``listing.parts``)."""
+        if not isinstance(result, dict):
             return result
-        reference = result["shards"]
-        if reference.get("bucket") != "":
-            return result
+        mirrored = dict(result)
+        if isinstance(result.get("shards"), dict):
+            mirrored["shards"] = self._mirror(result["shards"])
+        if isinstance(result.get("listing"), dict):
+            mirrored["listing"] = {**result["listing"], "parts": self._mirror(result["listing"]["parts"])}
+        return mirrored
+
+    def _mirror(self, reference: dict[str, str]) -> dict[str, str]:
+        if reference.get("bucket") != "" or not reference.get("key"):
+            return reference  # in S3 already, or no list (a plan still being listed has no shards)
         path = Path(reference["key"])
         key = "local" + path.resolve().as_posix()
         self._s3.put_object(Bucket=MIRROR_BUCKET, Key=key, Body=path.read_bytes())
-        return {**result, "shards": {"bucket": MIRROR_BUCKET, "key": key}}
+        return {"bucket": MIRROR_BUCKET, "key": key}
 
     # ------------------------------------------------------------------ Batch jobs
 

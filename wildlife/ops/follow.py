@@ -224,7 +224,7 @@ class Follower:
         self._map_counts[stage.state] = key
         total = "?" if stage.total is None else stage.total
         return [
-            f"{datetime.now():%H:%M:%S}    {stage.state}: {stage.done}/{total} shards done"
+            f"{datetime.now():%H:%M:%S}    {stage.state}: {stage.done}/{total} {stage.parts} done"
             f" ({stage.succeeded} succeeded, {stage.failed} failed, {stage.running} running)"
         ]
 

@@ -244,6 +244,13 @@ class RunConfig:
         bounds=(0.0, 100.0),
         below_high=True,
     )
+    list_in_parallel_above: int = setting(
+        200_000,
+        "Inputs of more files than this are listed in parallel key ranges (the ListInput Map) instead of by "
+        "PlanDetection alone, which lists about 200,000 keys in under a minute and 3-5 million in its 15.",
+        profile="list_in_parallel_above",
+        bounds=(1, 10**10),
+    )
     materialize_batch_threshold: int = setting(
         1_000_000,
         "Runs with more images than this are merged by a Batch job instead of a Lambda (15-minute cap).",

@@ -80,11 +80,13 @@ _LIST_S_PER_IMAGE = 0.12 / 1000
 _WRITE_S_PER_SHARD = 0.05
 
 # States a successful run passes through in the parent execution (statemachine/pipeline.asl.json):
-# PlanDetection, AnotherScheduledRunRunning, AnyShardsToDetect, DetectShards, DetectionOnly,
-# ChooseMaterializer, Materialize, Done = 8. A classifier adds PlanClassification and
+# PlanDetection, AnotherScheduledRunRunning, InputToList, AnyShardsToDetect, DetectShards,
+# DetectionOnly, ChooseMaterializer, Materialize, Done = 9. A classifier adds PlanClassification and
 # AnyCropsToClassify, and ClassifyShards when there are crops; materializing on Batch passes
-# MaterializeOnBatch and BatchMaterialized (one more).
-PARENT_TRANSITIONS_DETECTION_ONLY = 8
+# MaterializeOnBatch and BatchMaterialized (one more). An input listed in parallel ranges adds
+# ListInput, AssemblePlan and InputToList again per listing round, and one child per lister.
+PARENT_TRANSITIONS_DETECTION_ONLY = 9
+TRANSITIONS_PER_LISTING_ROUND = 3
 TRANSITIONS_PER_SHARD = 1
 """A shard's child execution runs one Task state (DetectShard / ClassifyShard); retries add more."""
 
@@ -186,13 +188,22 @@ def job_usage(markers: Iterable[Mapping[str, Any]], stage: str) -> list[dict[str
     ]
 
 
-def planner_usage(images: int, stage1_shards: int, stage2_planned: bool) -> list[dict[str, Any]]:
-    """Modelled Lambda usage of PlanDetection and PlanClassification (they do not measure themselves)."""
+def planner_usage(
+    images: int, stage1_shards: int, stage2_planned: bool, *, listing_rounds: int = 0, listers: int = 0
+) -> list[dict[str, Any]]:
+    """Modelled Lambda usage of PlanDetection and PlanClassification (they do not measure themselves).
+
+    An input listed in parallel ranges costs the same listing, spread over its listers, plus each
+    lister's and each AssemblePlan's start-up (the PlanDetection function runs all three steps).
+    """
+    invocations = 1 + listers + listing_rounds
     usage = [
         {
             "function": "PlanDetection",
             "memory_mb": PLAN_DETECTION_MEMORY_MB,
-            "seconds": round(_PLAN_FIXED_S + images * _LIST_S_PER_IMAGE + stage1_shards * _WRITE_S_PER_SHARD, 3),
+            "seconds": round(
+                invocations * _PLAN_FIXED_S + images * _LIST_S_PER_IMAGE + stage1_shards * _WRITE_S_PER_SHARD, 3
+            ),
             "measured": False,
         }
     ]
@@ -208,9 +219,17 @@ def planner_usage(images: int, stage1_shards: int, stage2_planned: bool) -> list
     return usage
 
 
-def state_transitions(stage1_shards: int, stage2_shards: int, *, classify: bool, materialize_on_batch: bool) -> int:
-    """Transitions of a run: the parent's states on its path plus one per shard child execution."""
-    parent = PARENT_TRANSITIONS_DETECTION_ONLY
+def state_transitions(
+    stage1_shards: int,
+    stage2_shards: int,
+    *,
+    classify: bool,
+    materialize_on_batch: bool,
+    listing_rounds: int = 0,
+    listers: int = 0,
+) -> int:
+    """Transitions of a run: the parent's states on its path plus one per child execution (shard or lister)."""
+    parent = PARENT_TRANSITIONS_DETECTION_ONLY + TRANSITIONS_PER_LISTING_ROUND * listing_rounds + listers
     if classify:
         parent += 2 + (1 if stage2_shards else 0)
     if materialize_on_batch:

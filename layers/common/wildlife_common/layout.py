@@ -48,6 +48,18 @@ class RunLayout:
         """The classifier's labels, in its output order: written by every classification shard, all the same."""
         return join(self.run_uri, Stage.CLASSIFICATION, "labels.json")
 
+    def listing_json(self, round_: int) -> str:
+        """The key ranges a listing round lists (``records.ListingPart``; the ListInput Map's ItemReader reads it)."""
+        return join(self.run_uri, Stage.DETECTION, "listing", f"round-{round_:02d}.json")
+
+    def part_listed(self, part: int, round_: int) -> str:
+        """What one range's lister found in one round (``records.PartListed``)."""
+        return join(self.listing_parts_folder, f"{part:04d}.r{round_:02d}.json")
+
+    @property
+    def listing_parts_folder(self) -> str:
+        return join(self.run_uri, Stage.DETECTION, "listing", "parts") + "/"
+
     def shards_json(self, stage: Stage) -> str:
         """The list of shards this execution processes (the Map's ItemReader reads it)."""
         return join(self.run_uri, stage, "shards.json")

@@ -21,11 +21,36 @@ last key it wrote and returns where it stopped, and the rest is listed by the ne
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from wildlife_common import storage
+from wildlife_common.config import RunConfig
+from wildlife_common.images import is_image
+from wildlife_common.incremental import ProcessedImages
+from wildlife_common.layout import RunLayout, shard_id
+from wildlife_common.provenance import input_id
+from wildlife_common.records import (
+    DetectionManifest,
+    DetectionShard,
+    ImageEntry,
+    ListingPart,
+    PartListed,
+    PlanCounts,
+    Stage,
+)
+from wildlife_common.run_folder import load_run
+
+log = logging.getLogger(__name__)
+
+# Seconds a lister keeps for itself after its last shard: writing that manifest and what it found
+# takes well under a second; 60 s leave room for S3 retries (storage.S3_ATTEMPTS) before the function's
+# timeout would lose the round's work.
+STOP_BEFORE_TIMEOUT_S = 60
 
 # Ranges a split aims for: enough for the Map to list in parallel at its concurrency, few enough
 # that each lister's start (about a second) and the part list stay small. The split stops going
@@ -54,6 +79,11 @@ def ranges(boundaries: list[str]) -> list[KeyRange]:
     """The ranges between sorted boundaries: ("", b0], (b0, b1], ..., (bn, end)."""
     edges = ["", *boundaries]
     return [KeyRange(after, upto) for after, upto in zip(edges, [*boundaries, None], strict=True)]
+
+
+def split_input(uri: str) -> list[KeyRange]:
+    """The ranges of a run's input: one for a single photo, else ``split``."""
+    return [KeyRange()] if storage.is_local_file(uri) else split(uri)
 
 
 def split(root: str, *, target: int = TARGET_PARTS, max_depth: int = MAX_DEPTH) -> list[KeyRange]:
@@ -100,3 +130,158 @@ def _subfolders(root: str, folder: str) -> list[str]:
     except OSError:
         return []
     return sorted(f"{folder}{entry.name}/" for entry in entries if entry.is_dir())
+
+
+# Folders that hold no photos of the user's: thumbnails and indexes of file managers and NAS boxes
+# (Synology's @eaDir, QNAP's @Recycle), trash folders, and macOS archive leftovers. Any folder whose
+# name starts with "." is hidden too (.thumbnails, .Trash-1000). include_hidden reads them all.
+SYSTEM_FOLDERS = frozenset({"$RECYCLE.BIN", "System Volume Information", "__MACOSX", "lost+found"})
+
+
+def is_hidden(relative_path: str) -> bool:
+    """Whether a path below the input lies in a hidden or system folder (or is a hidden file)."""
+    return any(part.startswith((".", "@")) or part in SYSTEM_FOLDERS for part in relative_path.split("/"))
+
+
+def images(
+    config: RunConfig, keys: KeyRange, processed: ProcessedImages | None, counts: PlanCounts
+) -> Iterator[ImageEntry]:
+    """The images of one range of the input as manifest entries, skipping files that are not images
+    or were done before, hidden and system folders (unless include_hidden), and the run's own output
+    folder when it lies inside the input (a local run's crops would otherwise come back as photos)."""
+    root, files = storage.list_input(config.input, after=keys.after, upto=keys.upto)
+    # One image given as the input is taken as given, hidden or not.
+    skip_hidden = not config.include_hidden and root == storage.as_folder(config.input)
+    own = storage.as_folder(config.output) if config.output else ""
+    # What the pipeline itself writes, when that lies inside the input: the output folder, or its run
+    # and index folders when the output is the input folder itself.
+    ours = [own] if own != root and own.startswith(root) else [root + "runs/", root + "index/"] if own == root else []
+    for info in files:
+        counts["listed"] += 1
+        relative = storage.relative(info.uri, root)
+        if any(info.uri.startswith(prefix) for prefix in ours) or (skip_hidden and is_hidden(relative)):
+            counts["hidden"] = counts.get("hidden", 0) + 1
+            continue
+        if not is_image(info.uri):
+            counts["not_images"] += 1
+            continue
+        if processed is not None and processed.contains(info.uri, info.etag):
+            counts["skipped"] += 1
+            continue
+        yield {"uri": info.uri, "image": relative, "size": info.size, "etag": info.etag}
+
+
+def write_shards(
+    config: RunConfig,
+    layout: RunLayout,
+    entries: Iterator[ImageEntry],
+    *,
+    shard_prefix: str,
+    first_shard: int,
+    out_of_time: Callable[[], bool],
+) -> tuple[list[DetectionShard], str | None]:
+    """Cut an image stream into shards of ``shard_size``, writing each manifest as it fills.
+
+    Shard ids are ``shard_prefix`` and a number from ``first_shard``. Returns the shards, and the
+    last key listed when ``out_of_time()`` said stop after a full shard (the range goes on after
+    it; None when the stream is done).
+    """
+    refs: list[DetectionShard] = []
+    batch: list[ImageEntry] = []
+
+    def flush() -> None:
+        sid = shard_prefix + shard_id(first_shard + len(refs))
+        manifest: DetectionManifest = {
+            "run_id": config.run_id or "",
+            "stage": Stage.DETECTION,
+            "shard": sid,
+            "input": config.input,
+            "images": batch,
+        }
+        storage.write_json(layout.shard_manifest(Stage.DETECTION, sid), manifest, intermediate=True)
+        refs.append({"shard": sid, "images": len(batch)})
+
+    for image in entries:
+        batch.append(image)
+        if len(batch) == config.shard_size:
+            flush()
+            last = image["image"]
+            batch = []
+            if out_of_time():
+                return refs, last
+    if batch:
+        flush()
+    return refs, None
+
+
+def processed_images(config: RunConfig) -> ProcessedImages | None:
+    """The images earlier runs on the same input processed, for an incremental run (else None)."""
+    if not config.incremental:
+        return None
+    processed = ProcessedImages.load(config.output or "", input_id(storage.as_folder(config.input)))
+    log.info("incremental run: %d images processed by earlier runs", len(processed))
+    return processed
+
+
+def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]) -> PartListed:
+    """List one range of a run's input (one ListInput child): write its shard manifests and what it found.
+
+    Stops after a full shard when fewer than ``STOP_BEFORE_TIMEOUT_S`` seconds are left; AssemblePlan
+    then lists the rest of the range in the next round. Writes the same files every time it runs.
+    """
+    config, layout, _ = load_run(run_uri)
+    processed = processed_images(config)
+    counts = PlanCounts(listed=0, not_images=0, skipped=0)
+    keys = KeyRange(part["after"], part["upto"])
+    shards, next_after = write_shards(
+        config,
+        layout,
+        images(config, keys, processed, counts),
+        shard_prefix=part["shard_prefix"],
+        first_shard=part["first_shard"],
+        out_of_time=lambda: seconds_left() < STOP_BEFORE_TIMEOUT_S,
+    )
+    found: PartListed = {
+        "part": part["part"],
+        "round": part["round"],
+        "shards": shards,
+        "counts": counts,
+        "next_after": next_after,
+        "next_shard": part["first_shard"] + len(shards),
+    }
+    storage.write_json(layout.part_listed(part["part"], part["round"]), found, intermediate=True)
+    if next_after is not None:
+        log.info("range %d: out of time after %s; the next round lists the rest", part["part"], next_after)
+    return found
+
+
+# Manifests read ahead at once while partly filled shards are joined: as many as the shared S3
+# client's connection pool serves in parallel, and a bound on what is held in memory (32 manifests
+# of at most shard_size entries).
+_READ_AHEAD = 32
+
+
+def join_partial_shards(
+    config: RunConfig, layout: RunLayout, partial: list[DetectionShard], shard_prefix: str
+) -> list[DetectionShard]:
+    """The ranges' last, partly filled shards, joined in order into full ones (all but the last).
+
+    A range ends with a shard of fewer than ``shard_size`` images; a hundred camera folders of 300
+    photos would otherwise be a hundred GPU jobs of 300 instead of fifteen of 2,000, each paying the
+    container start and model load. Reads those manifests (a bounded number at a time) and writes
+    the joined ones under ``shard_prefix``.
+    """
+
+    def entries() -> Iterator[ImageEntry]:
+        with ThreadPoolExecutor(_READ_AHEAD) as pool:
+            for start in range(0, len(partial), _READ_AHEAD):
+                uris = [
+                    layout.shard_manifest(Stage.DETECTION, ref["shard"]) for ref in partial[start : start + _READ_AHEAD]
+                ]
+                for manifest in pool.map(storage.read_json, uris):
+                    yield from manifest["images"]
+
+    joined, _ = write_shards(
+        config, layout, entries(), shard_prefix=shard_prefix, first_shard=0, out_of_time=lambda: False
+    )
+    return joined

@@ -40,6 +40,7 @@ from wildlife_common.records import (
     DetectionDone,
     DetectionManifest,
     FailedShard,
+    ListingRecord,
     MaterializeResult,
     PlanCounts,
     ShardDone,
@@ -369,7 +370,9 @@ def materialize(run_uri: str) -> MaterializeResult:
             Stage.DETECTION: _stage_timing(list(stage1.values()), sum(m.get("images", 0) for m in stage1.values())),
             Stage.CLASSIFICATION: _stage_timing(list(stage2.values()), sum(m.get("crops", 0) for m in stage2.values())),
         },
-        "cost": _cost(config, stage1, stage2, tally.images, len(plan), time.perf_counter() - clock_start),
+        "cost": _cost(
+            config, stage1, stage2, tally.images, len(plan), record.get("listing"), time.perf_counter() - clock_start
+        ),
         "detector": detector,
         "classifier": classifier,
         "outputs": {
@@ -406,6 +409,7 @@ def _cost(
     stage2: dict[str, ClassificationDone],
     images: int,
     planned_shards: int,
+    listed_by: ListingRecord | None,
     seconds: float,
 ) -> dict[str, Any]:
     """The run's cost (``wildlife report`` recomputes the same figure from ``cost.inputs``).
@@ -415,7 +419,8 @@ def _cost(
     measured up to here, so the few writes that follow are not in it.
     """
     jobs = costs.job_usage(stage1.values(), Stage.DETECTION) + costs.job_usage(stage2.values(), Stage.CLASSIFICATION)
-    lambdas = costs.planner_usage(images, planned_shards, config.classify)
+    rounds, listers = (listed_by["rounds"], listed_by["listers"]) if listed_by else (0, 0)
+    lambdas = costs.planner_usage(images, planned_shards, config.classify, listing_rounds=rounds, listers=listers)
     on_batch = bool(os.environ.get("AWS_BATCH_JOB_ID"))
     if on_batch:
         jobs.append(
@@ -431,7 +436,12 @@ def _cost(
         memory = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or costs.MATERIALIZE_MEMORY_MB)
         lambdas.append({"function": "Materialize", "memory_mb": memory, "seconds": round(seconds, 3), "measured": True})
     transitions = costs.state_transitions(
-        len(stage1), len(stage2), classify=config.classify, materialize_on_batch=on_batch
+        len(stage1),
+        len(stage2),
+        classify=config.classify,
+        materialize_on_batch=on_batch,
+        listing_rounds=rounds,
+        listers=listers,
     )
     return costs.run_cost(jobs, images, lambdas=lambdas, transitions=transitions)
 

@@ -1,33 +1,38 @@
 """Planning: list the input, skip what is done, and cut the rest into shards.
 
-``plan_detection`` is the first state of every run; ``plan_classification`` runs between the
-stages. Both write small manifests to the run folder and return references and counts only, so
-the Step Functions payload stays far below its 256 KB limit whatever the size of the input.
+``plan_detection`` is the first state of every run: it records a new run and splits its input
+into key ranges, which the ListInput Map lists in parallel (``listing.list_part``), and
+``assemble_plan`` joins what they found into the run's plan; a resumed run skips all that.
+``plan_classification`` runs between the stages. All write small manifests to the run folder and
+return references and counts only, so the Step Functions payload stays far below its 256 KB
+limit whatever the size of the input.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
-from wildlife_common import speciesnet, storage
+from wildlife_common import listing, speciesnet, storage
 from wildlife_common.config import RESULT_SETTINGS, RunConfig, default_max_concurrency, parse_config
 from wildlife_common.errors import ConfigError
-from wildlife_common.images import is_image
-from wildlife_common.incremental import ProcessedImages
-from wildlife_common.layout import RunLayout, classify_shard_id, shard_id
-from wildlife_common.provenance import code_version, input_id
+from wildlife_common.layout import RunLayout, classify_shard_id
+from wildlife_common.provenance import code_version
 from wildlife_common.records import (
     ClassificationManifest,
     ClassificationPlan,
     ClassificationShard,
-    DetectionManifest,
     DetectionPlan,
     DetectionShard,
     ImageEntry,
+    ListingPart,
+    ListingRecord,
+    PartListed,
     PlanCounts,
     RunRecord,
     ShardList,
@@ -51,7 +56,11 @@ def resolve_run(raw_config: Any, execution_name: str | None, default_output: str
 
 def _shard_reference(layout: RunLayout, stage: Stage) -> ShardList:
     """Where the Map's ItemReader finds shards.json (bucket and key; a path for local runs)."""
-    uri = layout.shards_json(stage)
+    return _reference(layout.shards_json(stage))
+
+
+def _reference(uri: str) -> ShardList:
+    """A file as an ItemReader reads it: bucket and key, or "" and the path for a local run folder."""
     if storage.is_s3(uri):
         bucket, key = storage.split_s3(uri)
         return {"bucket": bucket, "key": key}
@@ -72,70 +81,6 @@ def _check_models(config: RunConfig) -> None:
             continue
         if not found:
             raise ConfigError(f"{key} not found: {uri}")
-
-
-# Folders that hold no photos of the user's: thumbnails and indexes of file managers and NAS boxes
-# (Synology's @eaDir, QNAP's @Recycle), trash folders, and macOS archive leftovers. Any folder whose
-# name starts with "." is hidden too (.thumbnails, .Trash-1000). include_hidden reads them all.
-SYSTEM_FOLDERS = frozenset({"$RECYCLE.BIN", "System Volume Information", "__MACOSX", "lost+found"})
-
-
-def is_hidden(relative_path: str) -> bool:
-    """Whether a path below the input lies in a hidden or system folder (or is a hidden file)."""
-    return any(part.startswith((".", "@")) or part in SYSTEM_FOLDERS for part in relative_path.split("/"))
-
-
-def _images(config: RunConfig, processed: ProcessedImages | None, counts: PlanCounts) -> Iterator[ImageEntry]:
-    """The input's images as manifest entries, skipping files that are not images or were done before,
-    hidden and system folders (unless include_hidden), and the run's own output folder when it lies
-    inside the input (a local run's crops would otherwise come back as photos)."""
-    root, files = storage.list_input(config.input)
-    # One image given as the input is taken as given, hidden or not.
-    skip_hidden = not config.include_hidden and root == storage.as_folder(config.input)
-    own = storage.as_folder(config.output) if config.output else ""
-    # What the pipeline itself writes, when that lies inside the input: the output folder, or its run
-    # and index folders when the output is the input folder itself.
-    ours = [own] if own != root and own.startswith(root) else [root + "runs/", root + "index/"] if own == root else []
-    for info in files:
-        counts["listed"] += 1
-        relative = storage.relative(info.uri, root)
-        if any(info.uri.startswith(prefix) for prefix in ours) or (skip_hidden and is_hidden(relative)):
-            counts["hidden"] = counts.get("hidden", 0) + 1
-            continue
-        if not is_image(info.uri):
-            counts["not_images"] += 1
-            continue
-        if processed is not None and processed.contains(info.uri, info.etag):
-            counts["skipped"] += 1
-            continue
-        yield {"uri": info.uri, "image": relative, "size": info.size, "etag": info.etag}
-
-
-def _write_shards(config: RunConfig, layout: RunLayout, images: Iterator[ImageEntry]) -> list[DetectionShard]:
-    """Cut the image stream into shards of ``shard_size``, writing each manifest as it fills."""
-    refs: list[DetectionShard] = []
-    batch: list[ImageEntry] = []
-
-    def flush() -> None:
-        sid = shard_id(len(refs))
-        manifest: DetectionManifest = {
-            "run_id": config.run_id or "",
-            "stage": Stage.DETECTION,
-            "shard": sid,
-            "input": config.input,
-            "images": batch,
-        }
-        storage.write_json(layout.shard_manifest(Stage.DETECTION, sid), manifest, intermediate=True)
-        refs.append({"shard": sid, "images": len(batch)})
-
-    for image in images:
-        batch.append(image)
-        if len(batch) == config.shard_size:
-            flush()
-            batch = []
-    if batch:
-        flush()
-    return refs
 
 
 def _check_resume(stored: RunRecord, config: RunConfig) -> None:
@@ -175,28 +120,145 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         record: RunRecord = {**stored, "config": config.to_dict(), "resumed": [*stored.get("resumed", []), now()]}
         log.info("resuming run %s: %d of %d shards committed", config.run_id, len(done), len(plan))
     else:
-        record = {
-            "run_id": config.run_id or "",
-            "config": config.to_dict(),
-            "created": now(),
-            "code_version": code_version(),
-            "planned": False,
-        }
-        storage.write_json(layout.run_json, record)
-        processed = None
-        if config.incremental:
-            processed = ProcessedImages.load(config.output or "", input_id(storage.as_folder(config.input)))
-            log.info("incremental run: %d images processed by earlier runs", len(processed))
-        counts = PlanCounts(listed=0, not_images=0, skipped=0)
-        plan = _write_shards(config, layout, _images(config, processed, counts))
-        counts["images"] = sum(ref["images"] for ref in plan)
-        storage.write_json(layout.plan_json, plan)
-        pending = plan
-        record = {**record, "planned": True, "counts": counts, "shards": len(plan)}
+        return _plan_new_run(config, layout)
 
     storage.write_json(layout.shards_json(Stage.DETECTION), pending, intermediate=True)
     storage.write_json(layout.run_json, record)
     return _detection_plan(config, layout, pending, counts, _shard_reference(layout, Stage.DETECTION))
+
+
+def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
+    """A new run: record it and list its input here, or, past ``list_in_parallel_above`` files,
+    split it into key ranges for the ListInput Map to list in parallel."""
+    record: RunRecord = {
+        "run_id": config.run_id or "",
+        "config": config.to_dict(),
+        "created": now(),
+        "code_version": code_version(),
+        "planned": False,
+    }
+    storage.write_json(layout.run_json, record)
+    counts = PlanCounts(listed=0, not_images=0, skipped=0)
+    entries: list[ImageEntry] = []
+    # Held in memory until the listing is known to be small: at most list_in_parallel_above entries
+    # (200,000 by default, about 150 MB), so a large input leaves no manifests behind to ignore.
+    for entry in listing.images(config, listing.KeyRange(), listing.processed_images(config), counts):
+        entries.append(entry)
+        if counts["listed"] > config.list_in_parallel_above:
+            return _split_listing(config, layout)
+    if counts["listed"] > config.list_in_parallel_above:  # the last files listed were no images
+        return _split_listing(config, layout)
+    plan, _ = listing.write_shards(
+        config, layout, iter(entries), shard_prefix="", first_shard=0, out_of_time=lambda: False
+    )
+    return _planned(config, layout, record, plan, counts, None)
+
+
+def _split_listing(config: RunConfig, layout: RunLayout) -> DetectionPlan:
+    """The first listing round of a large input: its key ranges (``listing.split_input``)."""
+    ranges = listing.split_input(config.input)
+    # Each range numbers its own shards after its number ("0003-00000"), so no lister waits for another.
+    parts: list[ListingPart] = [
+        {"part": i, "round": 1, "after": r.after, "upto": r.upto, "first_shard": 0, "shard_prefix": f"{i:04d}-"}
+        for i, r in enumerate(ranges)
+    ]
+    log.info("run %s: listing %s in %d ranges", config.run_id, config.input, len(parts))
+    return _listing_round(config, layout, parts, 1)
+
+
+def plan_run(raw_config: Any, execution_name: str | None, default_output: str | None) -> DetectionPlan:
+    """A run's whole planning in this process, the three steps in the order the state machine runs them
+    (PlanDetection, each range's ListPart, AssemblePlan): for tools that plan without the state machine,
+    the benchmarks and the tests' fixtures. Listers here have no deadline."""
+    plan = plan_detection(raw_config, execution_name, default_output)
+    while "listing" in plan:
+        parts = cast(
+            list[ListingPart], storage.read_json(RunLayout(plan["run_uri"]).listing_json(plan["listing"]["round"]))
+        )
+        for part in parts:
+            listing.list_part(plan["run_uri"], part, lambda: math.inf)
+        plan = assemble_plan(plan)
+    return plan
+
+
+def _listing_round(config: RunConfig, layout: RunLayout, parts: list[ListingPart], round_: int) -> DetectionPlan:
+    """The plan while its input is listed: no shards yet, and the ranges of this round."""
+    storage.write_json(layout.listing_json(round_), parts, intermediate=True)
+    empty = PlanCounts(listed=0, not_images=0, skipped=0)
+    plan = _detection_plan(config, layout, [], empty, ShardList(bucket="", key=""))
+    reference = _reference(layout.listing_json(round_))
+    return {**plan, "listing": {"parts": reference, "part_count": len(parts), "round": round_}}
+
+
+def assemble_plan(run: DetectionPlan) -> DetectionPlan:
+    """After a listing round: the ranges that ran out of time as the next round, or the whole plan.
+
+    The plan is every range's shards in id order (a range's own shards in listing order), the counts
+    their sums; ``plan.json``, ``shards.json`` and ``run.json`` are written as for any planned run.
+    """
+    config, layout, record = load_run(run["run_uri"])
+    round_ = run["listing"]["round"]
+    parts = cast(list[ListingPart], storage.read_json(layout.listing_json(round_)))
+    found = _read_all(layout.part_listed(part["part"], round_) for part in parts)
+    going_on: list[ListingPart] = [
+        {**part, "round": round_ + 1, "after": listed["next_after"], "first_shard": listed["next_shard"]}
+        for part, listed in zip(parts, found, strict=True)
+        if listed["next_after"] is not None
+    ]
+    if going_on:
+        return _listing_round(config, layout, going_on, round_ + 1)
+
+    # Exactly the files of this listing's rounds: a listing started over (a new run killed while
+    # listing, run again) may have left others.
+    every_round = found + _read_all(
+        layout.part_listed(part["part"], earlier)
+        for earlier in range(1, round_)
+        for part in cast(list[ListingPart], storage.read_json(layout.listing_json(earlier)))
+    )
+    plan = sorted((shard for listed in every_round for shard in listed["shards"]), key=lambda ref: ref["shard"])
+    ranges = len({listed["part"] for listed in every_round})
+    # Each range's last shard is partly filled: joined into full ones, numbered as a range after the
+    # last, so their ids sort after every range's own.
+    partial = [ref for ref in plan if ref["images"] < config.shard_size]
+    joined = listing.join_partial_shards(config, layout, partial, f"{ranges:04d}-")
+    plan = [ref for ref in plan if ref["images"] == config.shard_size] + joined
+    sums: dict[str, int] = {}
+    for listed in every_round:
+        for key, value in listed["counts"].items():
+            sums[key] = sums.get(key, 0) + int(cast(int, value))
+    counts = cast(PlanCounts, {"listed": 0, "not_images": 0, "skipped": 0, **sums})
+    listed_by: ListingRecord = {"parts": ranges, "rounds": round_, "listers": len(every_round)}
+    return _planned(config, layout, record, plan, counts, listed_by)
+
+
+def _planned(
+    config: RunConfig,
+    layout: RunLayout,
+    record: RunRecord,
+    plan: list[DetectionShard],
+    counts: PlanCounts,
+    listed_by: ListingRecord | None,
+) -> DetectionPlan:
+    """Write a new run's plan (plan.json, shards.json, run.json) and return it."""
+    counts["images"] = sum(ref["images"] for ref in plan)
+    storage.write_json(layout.plan_json, plan)
+    storage.write_json(layout.shards_json(Stage.DETECTION), plan, intermediate=True)
+    record = {**record, "planned": True, "counts": counts, "shards": len(plan)}
+    if listed_by is not None:
+        record["listing"] = listed_by
+    storage.write_json(layout.run_json, record)
+    log.info("run %s planned: %d images in %d shards", config.run_id, counts["images"], len(plan))
+    return _detection_plan(config, layout, plan, counts, _shard_reference(layout, Stage.DETECTION))
+
+
+# What a lister wrote is read back by many threads at once: a thousand small files from S3 take
+# a second instead of half a minute; 32 threads are what the shared client's pool holds.
+_READ_THREADS = 32
+
+
+def _read_all(uris: Iterable[str]) -> list[PartListed]:
+    with ThreadPoolExecutor(_READ_THREADS) as pool:
+        return [cast(PartListed, found) for found in pool.map(storage.read_json, uris)]
 
 
 def _detection_plan(

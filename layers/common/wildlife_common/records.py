@@ -12,7 +12,7 @@ later are ``NotRequired`` so that runs written before them still read.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class Stage(StrEnum):
@@ -99,6 +99,61 @@ class PlanCounts(TypedDict):
     """Images planned; set once the listing is done."""
 
 
+class ListingRecord(TypedDict):
+    """How the input was listed: key ranges, and rounds (a range that outlasted a lister goes on in the next)."""
+
+    parts: int
+    rounds: int
+    listers: int
+    """Lister invocations, all rounds: the ListInput Map's child executions."""
+
+
+class ListingPart(TypedDict):
+    """An entry of ``stage1/listing/round-NN.json``: one key range of the input, for one lister.
+
+    Keys relative to the input, greater than ``after`` and not greater than ``upto`` (None: to the
+    end); see ``listing``."""
+
+    part: int
+    round: int
+    after: str
+    upto: str | None
+    first_shard: int
+    """The index of the range's first shard in this round: 0, or where an earlier round stopped."""
+    shard_prefix: str
+    """Before each shard index: "" when the input is one range, else the range's number ("0003-")."""
+
+
+class PartListed(TypedDict):
+    """What one lister found in its range in one round: ``stage1/listing/parts/PPPP.rNN.json``."""
+
+    part: int
+    round: int
+    shards: list[DetectionShard]
+    counts: PlanCounts
+    next_after: str | None
+    """The last key listed when the lister ran out of time (the range goes on after it); None when done."""
+    next_shard: int
+
+
+class ListedRange(TypedDict):
+    """ListPart's result, what the ListInput child keeps: counts only (a range's shard list can pass 256 KB)."""
+
+    part: int
+    round: int
+    shards: int
+    images: int
+    next_after: str | None
+
+
+class Listing(TypedDict):
+    """In a plan whose input is still being listed: the ranges of this round (the ListInput Map's items)."""
+
+    parts: ShardList
+    part_count: int
+    round: int
+
+
 class RunRecord(TypedDict):
     """``run.json``: the run's settings and how its planning went."""
 
@@ -112,6 +167,7 @@ class RunRecord(TypedDict):
     shards: NotRequired[int]
     resumed: NotRequired[list[str]]
     """When the run was started again, one time per resume."""
+    listing: NotRequired[ListingRecord]
 
 
 class DetectionPlan(TypedDict):
@@ -132,6 +188,9 @@ class DetectionPlan(TypedDict):
     overlapping_run: NotRequired[str]
     """Set when the run was started with skip_if_running while another such run was running (its
     execution name): nothing was planned, and the state machine ends at SkippedOverlappingRun."""
+    listing: NotRequired[Listing]
+    """Set while the input is being listed (a new run): the ranges to list next. The plan is
+    complete, its shards known, once AssemblePlan returns it without this."""
 
 
 class ClassificationPlan(TypedDict):
@@ -149,6 +208,21 @@ class PlanDetectionEvent(TypedDict):
     """The execution's input: the run settings, checked by ``config.parse_config``."""
     execution_name: NotRequired[str]
     """The run id when the input names none."""
+
+
+class ListPartEvent(TypedDict):
+    """What the ListInput Map's child sends PlanDetection: one range to list."""
+
+    step: Literal["list_part"]
+    run_uri: str
+    part: ListingPart
+
+
+class AssemblePlanEvent(TypedDict):
+    """What AssemblePlan sends PlanDetection: the plan whose listing round has ended."""
+
+    step: Literal["assemble"]
+    run: DetectionPlan
 
 
 class RunEvent(TypedDict):

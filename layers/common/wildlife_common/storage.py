@@ -196,18 +196,22 @@ def list_files(prefix: str, *, after: str = "", upto: str | None = None) -> Iter
         yield from _walk(root.resolve(), "", after, upto)
 
 
-def list_input(uri: str) -> tuple[str, Iterator[FileInfo]]:
+def is_local_file(uri: str) -> bool:
+    """Whether ``uri`` names one file on disk (an input of one photo), not a folder or S3 prefix."""
+    return not is_s3(uri) and Path(uri).expanduser().is_file()
+
+
+def list_input(uri: str, *, after: str = "", upto: str | None = None) -> tuple[str, Iterator[FileInfo]]:
     """A run's input: the folder its image paths are relative to, and its files (``list_files``).
 
     One local file given as the input is a folder of one: its own folder is the root, so the table
-    names the photo by its file name, as it would for the folder.
+    names the photo by its file name, as it would for the folder. It is never split into ranges.
     """
-    path = Path(uri).expanduser()
-    if not is_s3(uri) and path.is_file():
+    if is_local_file(uri):
+        path = Path(uri).expanduser().resolve()
         stat = path.stat()
-        single = FileInfo(str(path.resolve()), stat.st_size, local_etag(stat))
-        return as_folder(str(path.resolve().parent)), iter([single])
-    return as_folder(uri), list_files(uri)
+        return as_folder(str(path.parent)), iter([FileInfo(str(path), stat.st_size, local_etag(stat))])
+    return as_folder(uri), list_files(uri, after=after, upto=upto)
 
 
 def _list_s3(prefix: str, after: str, upto: str | None) -> Iterator[FileInfo]:
