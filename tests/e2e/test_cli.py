@@ -148,8 +148,8 @@ def test_report_of_a_local_run_reads_its_folder(demo_run: DemoRun, capsys: pytes
         f"                {run_folder / 'final' / 'megadetector.json'}",
     ]
 
-    # The run folder's path is enough: the same report.
-    assert main(["report", str(run_folder)]) == 0
+    # The run folder's path is enough (with the slash a shell's completion adds): the same report.
+    assert main(["report", f"{run_folder}/"]) == 0
     assert capsys.readouterr().out.splitlines() == lines
     print("\n".join(lines))  # the report as a user sees it (pytest -s)
 

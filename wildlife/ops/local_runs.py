@@ -90,7 +90,7 @@ def split_run_folder(path: str) -> tuple[str, str]:
     Raises:
         UsageError: the path is not a run folder (``DIR/runs/<run_id>/``).
     """
-    folder = Path(path.rstrip("/" + os.sep) or path)
+    folder = Path(path)  # a trailing slash, as a shell completes a folder, names the same folder
     out, run_id = str(folder.parent.parent), folder.name
     if RunLayout.for_run(out, run_id).run_uri != storage.as_folder(path) or not folder.is_dir():
         raise UsageError(f"{path} is not a run folder (DIR/runs/<run_id>/, as wildlife run --out DIR writes them)")
