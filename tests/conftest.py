@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a region for every test: nothing can reach a real account."""
+    go_offline(monkeypatch)
+
+
+def go_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``offline_aws`` sets, for fixtures of a wider scope than a test (they start before it)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

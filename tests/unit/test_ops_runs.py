@@ -130,7 +130,7 @@ def test_a_local_folder_cannot_be_the_input_of_a_deployed_run(deployed, capsys, 
     assert executions(deployed) == []
 
 
-def test_bad_command_lines_exit_2_with_one_line(deployed, capsys, monkeypatch) -> None:
+def test_bad_command_lines_exit_2_with_one_line(deployed, capsys, monkeypatch, tmp_path) -> None:
     assert main(["start", "--detector", CONFIG["detector"]]) == 2
     assert (
         capsys.readouterr().err == "wildlife start: error: no input: give s3://bucket/prefix/ or 'input' in --config\n"
@@ -138,8 +138,14 @@ def test_bad_command_lines_exit_2_with_one_line(deployed, capsys, monkeypatch) -
     assert main(["start", CONFIG["input"], "--set", "novalue"]) == 2
     assert "--set takes KEY=VALUE" in capsys.readouterr().err
     monkeypatch.delenv("WILDLIFE_STACK")
+    monkeypatch.chdir(tmp_path)  # no results/ here: status would read it (wildlife run's default --out)
     assert main(["status"]) == 2
-    assert capsys.readouterr().err == "wildlife status: error: which stack? pass --stack NAME or set WILDLIFE_STACK\n"
+    assert capsys.readouterr().err == (
+        "wildlife status: error: which stack? pass --stack NAME or set WILDLIFE_STACK"
+        " (for runs made by wildlife run: --out DIR)\n"
+    )
+    assert main(["start", CONFIG["input"], "--detector", CONFIG["detector"]]) == 2
+    assert capsys.readouterr().err == "wildlife start: error: which stack? pass --stack NAME or set WILDLIFE_STACK\n"
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from wildlife_common.records import Stage
 from wildlife import interrupt, version
 from wildlife.errors import UsageError
 from wildlife.live import LiveView
+from wildlife.ops.local_runs import DEFAULT_OUT
 from wildlife.options import add_setting_options, setting_values
 from wildlife.paths import checkout_root, stack_root
 from wildlife.profiles import load_profile
@@ -64,7 +65,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "input", nargs="?", help="a folder of images, one image, or s3://bucket/prefix/ (not needed with --resume)"
     )
-    parser.add_argument("--out", default="results", help="where run folders go: DIR/runs/<run_id>/ (default: results)")
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"where run folders go: DIR/runs/<run_id>/ (default: {DEFAULT_OUT})"
+    )
     parser.add_argument("--profile", type=Path, help="settings file, e.g. profiles/local.yaml (options override it)")
     add_setting_options(
         parser, "run", models_title="models (default: the demo models; a timm checkpoint's classifier.json is read)"

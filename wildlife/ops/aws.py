@@ -26,7 +26,7 @@ class StackNotFound(PipelineError):
 
 
 class RunNotFound(PipelineError):
-    """No execution (or no run folder) of that name on the stack."""
+    """No execution (or no run folder) of that name on the stack, or no run folder in a local --out folder."""
 
 
 @dataclass

@@ -4,8 +4,9 @@ The numbers come from the run's ``final/summary.json``, written by Materialize. 
 computed again from the inputs the summary keeps (``cost.inputs``: every job's duration and
 instance type, the Lambda invocations, the state transitions) with the price table in force here,
 so with the same prices it is the summary's figure, and with the user's (``--prices``) it is
-theirs. The run's folder is found from its execution; when the execution has gone (Step Functions
-keeps them 90 days), from the stack's bucket.
+theirs. A deployed run's folder is found from its execution; when the execution has gone (Step
+Functions keeps them 90 days), from the stack's bucket. A local run's is in the ``--out`` folder of
+the ``wildlife run`` that made it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from wildlife_common.layout import RunLayout
 from wildlife_common.records import Stage, Summary
 
 from wildlife.ops.aws import Aws, RunNotFound
+from wildlife.ops.local_runs import FAILED, find_local_run
 from wildlife.ops.runs import Execution, find_run, read_json
 from wildlife.ops.stack import Stack
 from wildlife.summary import line, summary_lines
@@ -32,7 +34,7 @@ JOBS_LISTED = 20
 
 
 class NoSummary(PipelineError):
-    """The run exists but has no summary (still running, or failed before Materialize)."""
+    """The run exists but has no summary (still running, stopped, or failed before Materialize)."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,33 @@ class Report:
 
     run_id: str
     run_uri: str
-    execution: Execution | None
+    state: str
+    """How the run stands, for the first line: its execution's status and time, or a local run's."""
     summary: Summary
     cost: dict[str, Any]
     prices_source: str
 
 
+def priced_report(
+    summary: Summary, *, run: str, run_uri: str, state: str, prices: costs.PriceTable | None = None
+) -> Report:
+    """A run's summary with its cost computed again with ``prices`` (a stack's run and a local one alike)."""
+    prices = prices or costs.price_table()
+    cost = summary.get("cost") or {}
+    if "inputs" in cost:
+        cost = costs.recompute(cost, prices)
+    return Report(
+        run_id=str(summary.get("run_id") or run),
+        run_uri=run_uri,
+        state=state,
+        summary=summary,
+        cost=cost,
+        prices_source=cost.get("pricing", "as recorded in the summary"),
+    )
+
+
 def load_report(aws: Aws, stack: Stack, run: str, *, prices: costs.PriceTable | None = None) -> Report:
-    """Find the run's summary and price it.
+    """Find the run's summary on the stack and price it.
 
     Raises:
         RunNotFound: no execution and no run folder of that name.
@@ -71,17 +92,31 @@ def load_report(aws: Aws, stack: Stack, run: str, *, prices: costs.PriceTable | 
             raise NoSummary(f"run {run} is still RUNNING: no summary yet (wildlife watch {run} --stack {stack.name})")
         cause = f": {execution.error}: {execution.cause}" if execution.error else ""
         raise NoSummary(f"run {run} ended {execution.status} before writing its summary{cause}")
-    prices = prices or costs.price_table()
-    cost = summary.get("cost") or {}
-    if "inputs" in cost:
-        cost = costs.recompute(cost, prices)
-    return Report(
-        run_id=str(summary.get("run_id") or run),
-        run_uri=run_uri,
-        execution=execution,
-        summary=summary,
-        cost=cost,
-        prices_source=cost.get("pricing", "as recorded in the summary"),
+    state = f"{execution.status}, {duration(execution.seconds)}" if execution else "execution no longer listed"
+    return priced_report(summary, run=run, run_uri=run_uri, state=state, prices=prices)
+
+
+def load_local_report(out: str, run: str, *, prices: costs.PriceTable | None = None) -> Report:
+    """Find the summary of a run made by ``wildlife run --out OUT`` and price it.
+
+    Raises:
+        RunNotFound: no run folder of that name in ``out``.
+        NoSummary: the run stopped or failed before Materialize wrote its summary.
+    """
+    local = find_local_run(out, run)
+    if local.summary is None:
+        if local.status == FAILED:
+            raise NoSummary(
+                f"run {run} failed before writing its summary: {local.error} "
+                f"(fix the cause, then resume it: {local.resume_command})"
+            )
+        raise NoSummary(
+            f"run {run} has no summary: it stopped before the end, or is still running elsewhere "
+            f"(resume it: {local.resume_command})"
+        )
+    took = f", {duration(local.seconds)}" if local.seconds is not None else ""
+    return priced_report(
+        local.summary, run=run, run_uri=local.layout.run_uri, state=f"local run, {local.status}{took}", prices=prices
     )
 
 
@@ -97,10 +132,8 @@ def format_report(report: Report, *, all_jobs: bool = False) -> list[str]:
     """The report as lines of text."""
     s = report.summary
     cost = report.cost
-    ex = report.execution
-    state = f"{ex.status}, {duration(ex.seconds)}" if ex else "execution no longer listed"
     lines = [
-        f"run {report.run_id} ({state})  {report.run_uri}",
+        f"run {report.run_id} ({report.state})  {report.run_uri}",
         line("status", f"{s.get('status')}: {s.get('message', '')}"),
         *summary_lines(s),
     ]

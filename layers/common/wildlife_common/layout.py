@@ -23,6 +23,11 @@ def classify_shard_id(index: int) -> str:
     return f"c{index:05d}"
 
 
+def runs_folder(output_root: str) -> str:
+    """The folder holding one folder per run under an output root (bucket or folder)."""
+    return as_folder(join(output_root, "runs"))
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """The files of one run below ``<output>/runs/<run_id>/``."""
@@ -32,7 +37,7 @@ class RunLayout:
     @classmethod
     def for_run(cls, output_root: str, run_id: str) -> RunLayout:
         """The layout of run ``run_id`` under an output root (bucket or folder)."""
-        return cls(as_folder(join(output_root, "runs", run_id)))
+        return cls(as_folder(join(runs_folder(output_root), run_id)))
 
     @property
     def run_json(self) -> str:
