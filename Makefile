@@ -1,6 +1,18 @@
 # Start here. `make run` runs the pipeline on the bundled sample images; `make test` runs the tests.
-# Both create .venv by themselves on a fresh machine (Python 3.11, packages from PyPI).
-PYTHON ?= python3.11
+# Both create .venv by themselves on a fresh machine (Python 3.11 or newer, packages from PyPI).
+# The interpreter: the first of these that runs and is 3.11 or newer (the locks are universal: they
+# hold a version and wheels for every Python from 3.11 on). PYTHON=/path/to/python picks another.
+PYTHON_CANDIDATES := python3.11 python3.12 python3.13 python3
+IS_311_OR_NEWER := -c 'import sys; sys.exit(sys.version_info < (3, 11))'
+# Looked for once, where a recipe first needs it (the eval makes it a plain value), so that targets
+# that need no interpreter start none.
+PYTHON ?= $(eval PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do $$p $(IS_311_OR_NEWER) >/dev/null 2>&1 && { echo $$p; break; }; done))$(PYTHON)
+# A recipe's first line: stops with one line saying what was found when PYTHON is not 3.11 or newer.
+# (A pyenv shim for a version that is not installed exits non-zero, so it counts as not found.)
+REQUIRE_PYTHON = @test -n "$(PYTHON)" && $(PYTHON) $(IS_311_OR_NEWER) 2>/dev/null || { found=""; \
+	for p in $(PYTHON_CANDIDATES); do v=$$($$p -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
+	&& found="$$found $$p=$$v"; done; \
+	echo "needs Python 3.11 or newer; found:$${found:- none of $(PYTHON_CANDIDATES)}$(if $(PYTHON), (PYTHON=$(PYTHON)))"; exit 1; }
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -27,7 +39,7 @@ help:
 # Rebuilt whenever a lock file changes. pip checks every file it installs against the lock's hashes
 # (hash-checking mode is on for a whole pip command, so each command takes one lock).
 $(STAMP): $(DEV_LOCKS)
-	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
+	$(REQUIRE_PYTHON)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# First the pip that can install the locks (requirements/pip.txt says why).
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/pip.txt
@@ -44,6 +56,8 @@ venv: $(STAMP)
 # The pipeline on the 21 bundled sample images with the demo models: the real state machine in the
 # local engine, no AWS account. 7 images per shard, so the samples make three shards and the live
 # view shows the detection Map at work. Results go to results/runs/<run_id>/final/.
+# It installs the whole development environment, as `make test` does: what only the tests and linters
+# need is 0.18 GB of the 7.1 GB (torch and its CUDA libraries are 5.5), too little for a lock of its own.
 run: $(STAMP)
 	$(BIN)/wildlife run demo/samples --out results --shard-size 7
 
@@ -60,6 +74,7 @@ test-fast: $(STAMP)
 # checkov in an environment of its own: it pins an older boto3 than the SAM CLI accepts.
 CHECKOV := .venv-checkov
 $(CHECKOV)/.installed: requirements/lock/checkov.txt requirements/lock/pip.txt
+	$(REQUIRE_PYTHON)
 	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
 	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/pip.txt
 	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/checkov.txt
@@ -116,13 +131,14 @@ UV := $(LOCK_TOOLS)/bin/uv
 COMPILE = $(UV) pip compile --quiet --generate-hashes --no-strip-extras --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
 $(UV): requirements/lock/tools.txt
-	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
+	$(REQUIRE_PYTHON)
 	test -x $(LOCK_TOOLS)/bin/python || $(PYTHON) -m venv $(LOCK_TOOLS)
 	$(LOCK_TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/lock/tools.txt
 	touch $@
 
 lock: $(UV)
-	# The development environment, for Python 3.11 on any platform (.venv).
+	# The development environment (.venv), for Python 3.11 and newer on any platform: with --universal,
+	# --python-version is the lowest Python the lock serves; newer ones get their own markers and wheels.
 	$(COMPILE) --universal --python-version 3.11 requirements/all.txt -o requirements/lock/dev.txt
 	$(COMPILE) --universal --python-version 3.11 --no-deps requirements/dev-nodeps.txt -o requirements/lock/dev-nodeps.txt
 	# The GPU image: nvidia/cuda's Ubuntu 24.04 (glibc 2.39) and its python3, 3.12.
@@ -135,7 +151,7 @@ lock: $(UV)
 		-o layers/common/requirements.txt
 	# The pip that installs the locks, and uv itself, for the next `make lock`.
 	$(COMPILE) requirements/pip.txt -o requirements/lock/pip.txt
-	# checkov, for make lint (Python 3.11, its own environment).
+	# checkov, for make lint (Python 3.11 and newer, its own environment).
 	$(COMPILE) --universal --python-version 3.11 requirements/checkov.txt -o requirements/lock/checkov.txt
 	$(COMPILE) --no-deps requirements/tools.txt -o requirements/lock/tools.txt
 

@@ -44,6 +44,27 @@ REASON_CHARS = 200
 Batch StatusReason and one console line."""
 
 
+def import_ultralytics() -> None:
+    """Import ultralytics without the banner it logs the first time it writes its settings file.
+
+    At its first import on a machine it says at INFO, through a handler of its own on the stdout of
+    that moment, that it created ``settings.json`` and how to change it: on the screen of a user's
+    first ``wildlife run``, which loads the models before the run starts. A filter on its logger
+    holds back INFO records for the import only (its logger keeps filters it finds; warnings pass).
+    The import lock makes this once per process; later calls only find it imported.
+    """
+    logger = logging.getLogger("ultralytics")
+
+    def above_info(record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO
+
+    logger.addFilter(above_info)
+    try:
+        import ultralytics  # noqa: F401
+    finally:
+        logger.removeFilter(above_info)
+
+
 @dataclass(frozen=True)
 class Box:
     """One detection in the full-resolution photo's pixels, rounded to whole pixels as MegaDetector rounds."""
@@ -191,6 +212,7 @@ class Detector:
 
     @staticmethod
     def _load_ultralytics(weights: str) -> tuple[torch.nn.Module, dict[int, str], Callable]:
+        import_ultralytics()
         from ultralytics import YOLO
         from ultralytics.utils.nms import non_max_suppression
         from ultralytics.utils.ops import scale_boxes

@@ -14,6 +14,7 @@ is ever created.
 from __future__ import annotations
 
 import importlib
+import logging
 import pickle
 import sys
 import types
@@ -39,7 +40,12 @@ def import_yolov5() -> types.ModuleType:
             # yolov5 7.0 imports pkg_resources at import time, which setuptools marks deprecated.
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            return importlib.import_module("yolov5.models.yolo")
+            module = importlib.import_module("yolov5.models.yolo")
+        # Its logger (its own handler, not the root's) says "Fusing layers..." and a model summary at
+        # INFO on every load, on the screen of `wildlife run`, which loads the model before the run
+        # starts; nothing a user acts on. Its warnings still show.
+        logging.getLogger("yolov5").setLevel(logging.WARNING)
+        return module
     except ModuleNotFoundError as error:
         if error.name != "yolov5":
             raise

@@ -8,6 +8,8 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,42 @@ def test_wildlife_run_on_the_samples_shows_progress_then_the_summary_and_the_thr
     # Job and function output went to the run's log files, not to the terminal.
     assert '"event": "detect shard"' not in demo_run.out + demo_run.err
     assert list((demo_run.folder / "runs" / "demo" / "logs" / "jobs").glob("detect-*.log"))
+
+
+def test_a_run_in_its_own_process_keeps_library_chatter_off_the_screen_and_gives_files_the_umasks_mode(
+    tmp_path: Path,
+) -> None:
+    """The real command, as `make run` starts it: a process of its own, its umask, its terminal streams.
+
+    A file Pillow cannot identify is among the photos: ultralytics patches ``PIL.Image.open`` and
+    logs a colour-coded "requirements: ... AutoUpdate" warning when it meets one, through a handler
+    holding the stdout of the moment it was imported (before the run, when the models are checked).
+    In this process, not pytest's, that is the real stdout, which an in-process test cannot see.
+    """
+    photos = tmp_path / "photos"
+    shutil.copytree(SAMPLES, photos)
+    (photos / "notes.jpg").write_text("not a photo, a text file with the wrong extension\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "wildlife", "run", str(photos), "--out", str(out), "--run-id", "own"]
+    # umask 027, not the usual 022: files made 0600 (tempfile.mkstemp) or 0644 (a plain open() under
+    # a umask of 022 elsewhere) both differ from the 0640 it gives.
+    child = subprocess.run([*command, "--shard-size", "7"], umask=0o027, capture_output=True, text=True, timeout=300)
+
+    assert child.returncode == 0, child.stderr
+    run_folder = out / "runs" / "own"
+    screen = child.stdout + child.stderr
+    assert "\x1b[" not in screen, screen  # no ANSI colour codes
+    for word in ("ultralytics", "autoupdate", "requirements:"):
+        assert word not in screen.lower(), screen
+    logs = "".join(path.read_text(errors="replace") for path in (run_folder / "logs").rglob("*.log"))
+    # The premise: ultralytics logged about the file, to the run's logs (else this test no longer covers its chatter).
+    assert "requirements:" in logs, "ultralytics logged nothing about notes.jpg; find another trigger"
+    files = [path for path in run_folder.rglob("*") if path.is_file()]
+    for name in ("final/summary.json", "final/detections.parquet", "final/megadetector.json"):
+        assert run_folder / name in files
+    assert any(path.parent.parent.name == "crops" for path in files)
+    modes = {path.relative_to(run_folder).as_posix(): oct(path.stat().st_mode & 0o777) for path in files}
+    assert set(modes.values()) == {"0o640"}, modes
 
 
 def test_weights_that_cannot_run_are_one_line_before_the_run_starts(

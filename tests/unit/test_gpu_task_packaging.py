@@ -216,3 +216,52 @@ def test_a_wheel_carries_what_wildlife_run_needs_outside_a_checkout(tmp_path) ->
     (installed / "stack" / "template.yaml").write_text("{}")
     assert stack_root(installed) == installed / "stack"
     assert stack_root() == ROOT
+
+
+def dockerfile_environment() -> dict[str, str]:
+    """The variables the image's ENV instructions set (``ENV A=1 \\`` continuation lines included)."""
+    joined = DOCKERFILE.replace("\\\n", " ")
+    return {
+        name: value.strip('"')
+        for line in joined.splitlines()
+        if line.startswith("ENV ")
+        for name, value in re.findall(r"(\w+)=(\S*)", line[4:])
+    }
+
+
+def test_the_image_sets_ultralytics_offline_and_never_installing_before_it_is_imported() -> None:
+    from wildlife_gpu import ULTRALYTICS_ENVIRONMENT
+
+    environment = dockerfile_environment()
+    assert {name: environment.get(name) for name in ULTRALYTICS_ENVIRONMENT} == ULTRALYTICS_ENVIRONMENT
+    assert ULTRALYTICS_ENVIRONMENT == {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
+    assert environment["YOLO_CONFIG_DIR"].startswith("/tmp/")  # its settings file, written at import
+
+
+# A process that imports ultralytics the way the task does, with none of the variables set and no
+# settings file yet (a fresh HOME): what ultralytics decided at import, and nothing else on stdout.
+ULTRALYTICS_CHILD = """
+from wildlife_gpu.detector import import_ultralytics
+import_ultralytics()
+from ultralytics.utils import AUTOINSTALL, ONLINE
+print(ONLINE, AUTOINSTALL)
+"""
+
+
+@pytest.mark.slow
+def test_ultralytics_is_offline_and_never_installs_wherever_the_task_runs(tmp_path: Path) -> None:
+    """The CLI's model check and the local engine import it outside the image, with no ENV lines.
+
+    On a machine where ultralytics never ran, it writes its settings file and says so on stdout:
+    on the screen of a newcomer's first ``wildlife run``, unless the import holds that back.
+    """
+    env = {
+        "PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'gpu_task'}",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),  # ultralytics writes its settings file below it
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", ULTRALYTICS_CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["False", "False"]

@@ -1,5 +1,7 @@
 """Storage behaves the same for S3 and local folders: listing, reading, writing, errors."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,32 @@ def test_intermediate_objects_carry_the_lifecycle_tag(s3) -> None:
 )
 def test_image_files_are_recognized_by_extension_case_insensitively(path: str, expected: bool) -> None:
     assert is_image(path) is expected
+
+
+# A child process writes with each function that writes local files, under the umask it is given:
+# the umask is process-wide, so setting it in this process would change the modes of every file
+# other tests (and pytest) create meanwhile.
+WRITER = """
+import sys
+import subprocess
+import sys
+from pathlib import Path
+from wildlife_common import storage
+
+folder = Path(sys.argv[1])
+storage.write_bytes(str(folder / "bytes.bin"), b"x")
+storage.write_json(str(folder / "sub" / "value.json"), {"a": 1})
+(folder / "source.parquet").write_bytes(b"PAR1")
+storage.upload_file(folder / "source.parquet", str(folder / "final" / "detections.parquet"))
+"""
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_local_writes_give_files_the_mode_the_umask_gives_a_plain_open(umask: int, mode: int, tmp_path: Path) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", WRITER, str(tmp_path)], umask=umask, capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 0, child.stderr
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in tmp_path.rglob("*") if p.is_file()}
+    # source.parquet is written with a plain open(): the mode every other file must match.
+    assert modes == dict.fromkeys(["source.parquet", "bytes.bin", "sub/value.json", "final/detections.parquet"], mode)

@@ -6,6 +6,8 @@ lands in one CloudWatch log stream per job or function, and locally it must not 
 the live view of ``wildlife run``. While ``routed_output()`` is active, ``sys.stdout``,
 ``sys.stderr`` and the root logger route by thread: a thread inside ``log_to(path)`` writes to that
 file, every other thread writes where it wrote before (and its log records go to ``engine_log``).
+Libraries that log through a handler of their own, holding the ``sys.stdout`` or ``sys.stderr``
+they saw when imported (ultralytics, yolov5), write where the root logger's records go.
 """
 
 from __future__ import annotations
@@ -79,6 +81,50 @@ class _RoutedLogHandler(logging.Handler):
             self.handleError(record)
 
 
+class _LogStream(io.TextIOBase):
+    """A text stream that writes to the current thread's log file, or else to the engine's (or nowhere)."""
+
+    def __init__(self, engine_log: TextIO | None) -> None:
+        self.engine_log = engine_log
+
+    def write(self, text: str) -> int:
+        stream = _target() or self.engine_log
+        return stream.write(text) if stream is not None else len(text)
+
+    def flush(self) -> None:
+        stream = _target() or self.engine_log
+        if stream is not None:
+            stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+
+def _route_library_handlers(engine_log: TextIO | None) -> list[tuple[logging.StreamHandler, TextIO]]:
+    """Point library loggers' own handlers that write to the terminal where the root logger's records go.
+
+    ultralytics' logger (and yolov5's) does not propagate to the root logger: it has a StreamHandler
+    holding the ``sys.stdout`` (``sys.stderr``) of the moment the library was imported, the terminal
+    when ``wildlife run`` loads the models before the engine starts, or a router when a job imported
+    it. Either way its records would reach the screen: a router sends the GPU task's reader threads,
+    which decode the images and so meet the damaged ones, to the terminal. Handlers of the root
+    logger are left alone: ``_RoutedLogHandler`` already puts its records in the logs. Returns each
+    changed handler with the stream to give back.
+    """
+    terminal = {
+        id(s) for router in (STDOUT, STDERR) for s in (router, router.fallback, getattr(sys, f"__{router.name}__"))
+    }
+    to_log = _LogStream(engine_log)
+    loggers = [item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)]
+    changed = []
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and id(handler.stream) in terminal:
+                changed.append((handler, handler.stream))
+                handler.setStream(to_log)
+    return changed
+
+
 @contextlib.contextmanager
 def routed_output(engine_log: Path | None = None) -> Iterator[None]:
     """Route stdout, stderr and logging by thread while the block runs (see the module docstring).
@@ -98,6 +144,7 @@ def routed_output(engine_log: Path | None = None) -> Iterator[None]:
     if sys.stderr is not STDERR:
         STDERR.fallback = sys.stderr
     sys.stdout, sys.stderr = STDOUT, STDERR
+    library_handlers = _route_library_handlers(engine_file)
     root = logging.getLogger()
     handler = _RoutedLogHandler(engine_file)
     root.addHandler(handler)
@@ -109,6 +156,9 @@ def routed_output(engine_log: Path | None = None) -> Iterator[None]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        for library_handler, stream in library_handlers:
+            if isinstance(library_handler.stream, _LogStream):
+                library_handler.setStream(stream)
         sys.stdout, sys.stderr, STDOUT.fallback, STDERR.fallback = saved
         if engine_file is not None:
             engine_file.close()

@@ -77,9 +77,8 @@ _FUNCTION_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "WildlifePipeline",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "LOG_LEVEL": "INFO",
-    # ultralytics reads this once, at import: with it set it never probes the network.
-    "YOLO_OFFLINE": "1",
 }
+# (ultralytics' YOLO_OFFLINE is set by wildlife_gpu itself, before anything imports ultralytics.)
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,19 @@ Only the first may ever be recorded against an image; the others fail the step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from wildlife_common.errors import AccessDenied, InputNotFound, StorageUnavailable
 
@@ -318,15 +319,38 @@ def write_bytes(uri: str, data: bytes, *, intermediate: bool = False, content_ty
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "writing", uri) from error
         return
-    path = Path(uri)
+    with _replacing(Path(uri)) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A new file that replaces ``path`` in one step once the block has written it, or is removed.
+
+    Readers see the old file or the whole new one, never a part. The temporary file is created
+    with ``os.open(..., 0o666)``, as ``open()`` creates files, so the kernel applies this process's
+    umask (or the folder's default ACL) when it is created: the result gets the mode any other file
+    the user writes gets (0644 under umask 022, 0640 under 027). ``tempfile.mkstemp`` makes it 0600
+    whatever the umask. Nothing here reads the umask: ``os.umask`` can only be read by setting it,
+    and setting and restoring it would race with the other threads that create files meanwhile
+    (the GPU task's writers, the local engine's jobs), giving their files the wrong mode.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        # A random name, as mkstemp makes: two writers of the same file never share a temporary one.
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -337,11 +361,8 @@ def upload_file(local_path: str | Path, uri: str, *, intermediate: bool = False)
         extra = {"Tagging": INTERMEDIATE_TAGGING} if intermediate else None
         s3_client().upload_file(str(local_path), bucket, key, ExtraArgs=extra)
         return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    shutil.copyfile(local_path, tmp)
-    os.replace(tmp, path)
+    with _replacing(Path(uri)) as handle, open(local_path, "rb") as source:
+        shutil.copyfileobj(source, handle)
 
 
 def download_file(uri: str, local_path: str | Path) -> None:
