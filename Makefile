@@ -111,6 +111,12 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python -m bench --gpu
 
+# Planning at 100k, 1M and 10M keys (10M through a stub client), incremental at 5M processed, and
+# materialize at 1M and 3M images: ~25 min on 2 cores (SIZES="--sizes 100000" for one size).
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(SIZES)
+
 ENV ?= dev
 # sam build packages the Lambdas for python3.12; pyenv's shim may not resolve it, so find the
 # interpreter's own bin folder and put it first.

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench import __main__ as bench_main
-from bench import decode_speedup, gpu, photos, shard_speedup
+from bench import decode_speedup, gpu, photos, scale, shard_speedup
 
 WEIGHTS = shard_speedup.MODELS / "detector.pt"
 
@@ -101,3 +101,20 @@ def test_md_sized_stand_in_is_a_weights_file_ultralytics_loads(tmp_path: Path, m
     monkeypatch.setattr(gpu, "MD_LAYOUT", "yolov8n.yaml")
     path = gpu.md_sized_weights(tmp_path)
     assert len(YOLO(str(path)).names) == 80
+
+
+def test_make_bench_scale_runs_every_case_tiny(tmp_path: Path, capsys) -> None:
+    """Planning through botocore and through the stub, with and without an index, loading the index
+    and materialize: each case in its own process, as `make bench-scale` runs them at full size."""
+    out = tmp_path / "figures.json"
+    argv = ["--sizes", "1500", "2500", "--index", "1000", "--materialize", "2500", "--out", str(out)]
+    assert scale.main([*argv, "--client", "auto"]) == 0
+    plans = [f for f in json.loads(out.read_text()) if f["kind"] == "plan"]
+    assert [(f["keys"], f["processed"]) for f in plans] == [(1500, 0), (1500, 750), (2500, 0), (2500, 1250)]
+    assert all(f["client"] == "botocore" and f["us_per_key"] > 0 and f["peak_rss_mb"] > 0 for f in plans)
+    assert plans[0]["requests"]["ListObjectsV2"] == 2 and plans[2]["shards"] == 2
+    figures = {f["kind"]: f for f in json.loads(out.read_text())}
+    assert figures["index"]["processed"] == 1000 and figures["materialize"]["status"] == "succeeded"
+    assert "one planner" in capsys.readouterr().out
+    assert scale.main(["--sizes", "1500", "--index", "--materialize", "--client", "stub", "--out", str(out)]) == 0
+    assert [f["client"] for f in json.loads(out.read_text())] == ["stub", "stub"]

@@ -1,9 +1,12 @@
 """Storage behaves the same for S3 and local folders: listing, reading, writing, errors."""
 
+import datetime
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from wildlife_common import storage
@@ -72,6 +75,29 @@ def test_intermediate_objects_carry_the_lifecycle_tag(s3) -> None:
     storage.write_json("s3://pipeline/runs/r/stage1/shards.json", [], intermediate=True)
     tags = s3.get_object_tagging(Bucket="pipeline", Key="runs/r/stage1/shards.json")["TagSet"]
     assert {"Key": "lifecycle", "Value": "intermediate"} in tags
+
+
+def test_intermediate_json_is_compact_and_files_people_read_stay_indented(tmp_path: Path) -> None:
+    """Manifests are the planner's bulk (one entry an image): compact. Indented ones, as earlier
+    versions wrote them, are still read: a resumed run may hold both."""
+    manifest = {"shard": "00000", "images": [{"uri": "s3://traps/a.jpg", "image": "a.jpg", "size": 1, "etag": "e"}]}
+    storage.write_json(str(tmp_path / "manifest.json"), manifest, intermediate=True)
+    storage.write_json(str(tmp_path / "summary.json"), manifest)
+    assert (tmp_path / "manifest.json").read_bytes() == json.dumps(manifest, separators=(",", ":")).encode()
+    assert "\n" in (tmp_path / "summary.json").read_text()
+    (tmp_path / "old.json").write_text(json.dumps(manifest, indent=1))
+    assert (
+        storage.read_json(str(tmp_path / "manifest.json")) == storage.read_json(str(tmp_path / "old.json")) == manifest
+    )
+
+
+def test_the_shared_client_leaves_timestamps_as_text_and_other_clients_alone(s3) -> None:
+    """Parsing LastModified with dateutil was half of the planner's CPU per listed key."""
+    s3.put_object(Bucket="traps", Key="a.jpg", Body=b"x")
+    ours = storage.s3_client().list_objects_v2(Bucket="traps")["Contents"][0]["LastModified"]
+    assert isinstance(ours, str) and ours.endswith("Z")
+    theirs = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="traps")["Contents"][0]
+    assert isinstance(theirs["LastModified"], datetime.datetime)
 
 
 @pytest.mark.parametrize(

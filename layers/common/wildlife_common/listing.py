@@ -214,12 +214,18 @@ def write_shards(
     return refs, None
 
 
-def processed_images(config: RunConfig) -> ProcessedImages | None:
-    """The images earlier runs on the same input processed, for an incremental run (else None)."""
+def processed_images(config: RunConfig, keys: KeyRange) -> ProcessedImages | None:
+    """The images earlier runs on the same input processed, for an incremental run (else None):
+    only those in the range ``keys``, so that a lister holds only its range's part of the index."""
     if not config.incremental:
         return None
-    processed = ProcessedImages.load(config.output or "", input_id(storage.as_folder(config.input)))
-    log.info("incremental run: %d images processed by earlier runs", len(processed))
+    root = storage.as_folder(config.input)
+    # The index holds URIs, [start, stop): after (exclusive, so a superset) up to upto itself
+    # (upto + "\0" is the first string above it). The whole input (and a single photo's) reads it all.
+    start = root + keys.after if keys.after else ""
+    stop = None if keys.upto is None else root + keys.upto + "\0"
+    processed = ProcessedImages.load(config.output or "", input_id(root), start=start, stop=stop)
+    log.info("incremental run: %d images of this range processed by earlier runs", len(processed))
     return processed
 
 
@@ -230,9 +236,9 @@ def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]
     then lists the rest of the range in the next round. Writes the same files every time it runs.
     """
     config, layout, _ = load_run(run_uri)
-    processed = processed_images(config)
-    counts = PlanCounts(listed=0, not_images=0, skipped=0)
     keys = KeyRange(part["after"], part["upto"])
+    processed = processed_images(config, keys)
+    counts = PlanCounts(listed=0, not_images=0, skipped=0)
     shards, next_after = write_shards(
         config,
         layout,

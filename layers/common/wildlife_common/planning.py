@@ -142,7 +142,8 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
     entries: list[ImageEntry] = []
     # Held in memory until the listing is known to be small: at most list_in_parallel_above entries
     # (200,000 by default, about 150 MB), so a large input leaves no manifests behind to ignore.
-    for entry in listing.images(config, listing.KeyRange(), listing.processed_images(config), counts):
+    whole = listing.KeyRange()
+    for entry in listing.images(config, whole, listing.processed_images(config, whole), counts):
         entries.append(entry)
         if counts["listed"] > config.list_in_parallel_above:
             return _split_listing(config, layout)
