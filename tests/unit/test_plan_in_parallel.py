@@ -101,3 +101,21 @@ def test_a_range_that_outlasts_its_lister_is_listed_on_in_the_next_round(traps) 
     assert [ref["shard"] for ref in storage.read_json(RunLayout(plan["run_uri"]).plan_json)] == [
         f"0000-{i:05d}" for i in range(5)
     ]
+
+
+def test_an_incremental_run_listed_in_ranges_skips_what_earlier_runs_did_in_every_range(
+    traps, s3, lambda_context, tmp_path
+) -> None:
+    from wildlife_common.incremental import IndexWriter
+    from wildlife_common.provenance import input_id
+
+    # Last night's run did every other photo of every camera folder.
+    done = {f.uri: f.etag for f in storage.list_files("s3://traps/in/") if f.uri.endswith("0.JPG")}
+    index = IndexWriter("s3://pipeline/", input_id("s3://traps/in/"), "last-night", str(tmp_path))
+    index.add(list(done), list(done.values()))
+    index.close()
+
+    plan = plan_through_handler(handler, event(list_in_parallel_above=100, incremental=True), lambda_context)
+
+    assert plan["skipped"] == len(done) > 12
+    assert sorted(planned_images(plan)) == [k for k in traps if f"s3://traps/in/{k}" not in done]
