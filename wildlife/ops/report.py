@@ -152,7 +152,8 @@ def format_report(report: Report, *, all_jobs: bool = False) -> list[str]:
         if detection and job_seconds:
             per_job_s = s.get("images", 0) / job_seconds  # unrounded: small test runs are far below 0.01
         lines.append(
-            f"  {stage.label:<13} {timing['shards']:,} shards, {duration(job_seconds)} of GPU jobs, "
+            f"  {stage.label:<13} {timing['shards']:,} shard{'' if timing['shards'] == 1 else 's'}, "
+            f"{duration(job_seconds)} of GPU jobs, "
             f"{'-' if per_job_s is None else f'{per_job_s:.3g}'} {items} per GPU-second{rate}"
         )
     lines += _cost_lines(cost, all_jobs=all_jobs)
