@@ -104,17 +104,111 @@ def test_md_sized_stand_in_is_a_weights_file_ultralytics_loads(tmp_path: Path, m
 
 
 def test_make_bench_scale_runs_every_case_tiny(tmp_path: Path, capsys) -> None:
-    """Planning through botocore and through the stub, with and without an index, loading the index
-    and materialize: each case in its own process, as `make bench-scale` runs them at full size."""
+    """One lister through botocore and through the stub, with and without an index, the fan-out's
+    three steps, loading the index and materialize: each case in its own process, as
+    `make bench-scale` runs them at full size. 12,000 keys split above 3,000: one site of three
+    camera folders (5,000, 5,000, 2,000), so five ranges, two of them empty (before "site000/" and
+    between it and "site000/cam00/"), two partly filled last shards joined into one."""
     out = tmp_path / "figures.json"
-    argv = ["--sizes", "1500", "2500", "--index", "1000", "--materialize", "2500", "--out", str(out)]
+    fanout = ["--fanout", "12000", "--split-above", "3000"]
+    argv = ["--sizes", "1500", "2500", *fanout, "--index", "1000", "--materialize", "2500", "--out", str(out)]
     assert scale.main([*argv, "--client", "auto"]) == 0
-    plans = [f for f in json.loads(out.read_text()) if f["kind"] == "plan"]
+    figures = json.loads(out.read_text())
+    plans = [f for f in figures if f["kind"] == "lister"]
     assert [(f["keys"], f["processed"]) for f in plans] == [(1500, 0), (1500, 750), (2500, 0), (2500, 1250)]
     assert all(f["client"] == "botocore" and f["us_per_key"] > 0 and f["peak_rss_mb"] > 0 for f in plans)
     assert plans[0]["requests"]["ListObjectsV2"] == 2 and plans[2]["shards"] == 2
-    figures = {f["kind"]: f for f in json.loads(out.read_text())}
-    assert figures["index"]["processed"] == 1000 and figures["materialize"]["status"] == "succeeded"
-    assert "one planner" in capsys.readouterr().out
-    assert scale.main(["--sizes", "1500", "--index", "--materialize", "--client", "stub", "--out", str(out)]) == 0
-    assert [f["client"] for f in json.loads(out.read_text())] == ["stub", "stub"]
+    fan = next(f for f in figures if f["kind"] == "fan-out")
+    assert (fan["ranges"], fan["empty_ranges"], fan["partial_shards"], fan["partial_images"]) == (5, 2, 2, 2000)
+    assert fan["largest"]["keys"] == 5000 and fan["flat_split"]["requests"] == {"ListObjectsV2": 12}
+    alone = next(f for f in figures if f["kind"] == "  lister")
+    assert alone["keys"] == 5000 and alone["shards"] == 3 and alone["peak_rss_mb"] > 0
+    assembled = next(f for f in figures if f["kind"] == "  assemble")
+    assert assembled["shards"] == 6 and assembled["requests"]["GetObject"] == 2 + 5 + 2  # run, ranges, partials
+    by_kind = {f["kind"]: f for f in figures}
+    assert by_kind["index"]["processed"] == 1000 and by_kind["materialize"]["status"] == "succeeded"
+    printed = capsys.readouterr().out
+    assert "one lister" in printed and "fanned out" in printed and "in one folder" in printed
+
+    argv = ["--sizes", "1500", *fanout, "--index", "--materialize", "--client", "stub", "--out", str(out)]
+    assert scale.main(argv) == 0
+    stubbed = json.loads(out.read_text())
+    assert [f["client"] for f in stubbed if "client" in f] == ["stub"] * 4
+    # The stub answers every listing as the fake S3 does through botocore, request for request.
+    again = next(f for f in stubbed if f["kind"] == "fan-out")
+    for part in ("split", "listers", "largest", "flat_split"):
+        assert again[part]["requests"] == fan[part]["requests"], part
+
+
+def _s3_order(keys: int, prefix: str, delimiter: str, start_after: str) -> list[str]:
+    """What S3 lists, by brute force: keys under the prefix after start_after, each one holding the
+    delimiter past the prefix rolled up into its common prefix, in order, once."""
+    names: list[str] = []
+    for name in map(scale.key, range(keys)):
+        if not name.startswith(prefix) or name <= start_after:
+            continue
+        cut = name.find(delimiter, len(prefix)) if delimiter else -1
+        entry = name[: cut + len(delimiter)] if cut >= 0 else name
+        if not names or names[-1] != entry:
+            names.append(entry)
+    return names
+
+
+CASES = [
+    ("", "/", ""),  # the split's first level: the sites
+    ("site001/", "/", ""),  # its second: a site's cameras
+    ("site000/cam03/", "/", ""),  # its third: a camera folder, files only, five pages of them
+    ("site001/cam0", "/", ""),  # a prefix that is no folder
+    ("", "", ""),  # a whole listing
+    ("", "", "site001/cam19/RCNX4990.JPG"),  # a lister's range: StartAfter a key
+    ("", "", "site001/"),  # ... after a folder name, as ranges begin
+    ("site002/", "", "site001/cam03/"),  # StartAfter before the prefix
+    ("", "/", "site000/cam05/RCNX0001.JPG"),  # StartAfter inside a common prefix: it is listed again
+    ("nothing/", "/", ""),  # nothing there
+]
+
+
+@pytest.mark.parametrize(("prefix", "delimiter", "start_after"), CASES)
+def test_synthetic_listing_pages_as_s3_does(prefix: str, delimiter: str, start_after: str) -> None:
+    keys = 250_000  # three sites, the last one half full
+    expected = _s3_order(keys, prefix, delimiter, start_after)
+    listed: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        contents, prefixes, token = scale.list_page(keys, prefix, delimiter, start_after, token)
+        assert len(contents) + len(prefixes) <= scale.PAGE and (
+            token is None or len(contents) + len(prefixes) == scale.PAGE
+        )
+        listed += sorted([*map(scale.key, contents), *prefixes])
+        pages += 1
+        if token is None:
+            break
+    assert listed == expected
+    assert pages == max(1, -(-len(expected) // scale.PAGE))
+
+
+@pytest.mark.parametrize(("prefix", "delimiter", "start_after"), CASES)
+def test_fake_s3_through_botocore_and_the_stub_list_the_same(prefix: str, delimiter: str, start_after: str) -> None:
+    """The XML the fake S3 writes, parsed by a real client's paginator, and the stub's parsed pages."""
+    import boto3
+
+    keys = 12_000
+    fake = scale.FakeS3(keys)
+    client = boto3.client("s3", region_name="us-east-1")  # its own: the shared client stays unanswered
+    fake.install(client)
+    arguments = {"Bucket": scale.BUCKET, "Prefix": prefix, "Delimiter": delimiter, "StartAfter": start_after}
+    given = {name: value for name, value in arguments.items() if value}
+    pages = list(client.get_paginator("list_objects_v2").paginate(**given))
+    stubbed = list(scale.StubListing(client, fake).paginate(**given))
+
+    def entries(listed: list[dict]) -> list[tuple]:
+        return [
+            *((o["Key"], o["Size"], o["ETag"]) for page in listed for o in page.get("Contents", [])),
+            *((p["Prefix"],) for page in listed for p in page.get("CommonPrefixes", [])),
+        ]
+
+    assert entries(pages) == entries(stubbed)
+    assert [page["KeyCount"] for page in pages] == [page["KeyCount"] for page in stubbed]
+    assert sorted(e[0] for e in entries(pages)) == _s3_order(keys, prefix, delimiter, start_after)
+    assert fake.requests["ListObjectsV2"] == 2 * len(pages)
