@@ -112,7 +112,8 @@ bench-gpu: $(STAMP)
 	$(BIN)/python -m bench --gpu
 
 # Planning at 100k, 1M and 10M keys (10M through a stub client), incremental at 5M processed, and
-# materialize at 1M and 3M images: ~25 min on 2 cores (SIZES="--sizes 100000" for one size).
+# materialize at 1M and 3M images, and the fanned-out planning at 1M and 10M: ~33 min on 2 cores
+# (SIZES="--sizes 100000" for one size).
 .PHONY: bench-scale
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(SIZES)

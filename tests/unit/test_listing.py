@@ -93,3 +93,19 @@ def test_more_folders_than_the_part_limit_are_merged_into_even_ranges(tmp_path: 
     assert [k for p in parts for k in relative_keys(str(tmp_path), after=p.after, upto=p.upto)] == [
         f"{n}/a.jpg" for n in names
     ]
+
+
+def test_the_split_reads_a_few_pages_of_a_large_folder_and_its_ranges_still_cover_everything(
+    s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A camera folder whose photos fill a page before its subfolder "zz/" comes (S3 lists them merged).
+    monkeypatch.setattr(listing, "SPLIT_PAGES_PER_FOLDER", 1)
+    keys = [f"cam/IMG_{i:04d}.JPG" for i in range(1000)] + ["cam/zz/late.jpg", "other/a.jpg"]
+    for key in keys:
+        s3.put_object(Bucket="traps", Key=f"big/{key}", Body=b"x")
+
+    parts = listing.split("s3://traps/big/", target=100)
+
+    assert [p.upto for p in parts] == ["cam/", "other/", None]  # cam/zz/ lies past the page read
+    root = "s3://traps/big"
+    assert [k for p in parts for k in relative_keys(root, after=p.after, upto=p.upto)] == sorted(keys)

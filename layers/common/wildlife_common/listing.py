@@ -59,6 +59,13 @@ TARGET_PARTS = 64
 # Folder levels the split looks into (cameras, then dates or deployments under them): each level
 # costs a listing request per folder, so deeper levels are read only while too few parts are found.
 MAX_DEPTH = 3
+# Listing pages read per folder while splitting. S3 returns a folder's photos with its subfolders,
+# 1,000 entries a page, so reading every page of a camera folder of a million photos would page
+# through all of them (measured: 10M photos in 10 top-level folders took the split ~25 minutes,
+# bench/RESULTS.md). Subfolders past the first 5,000 entries of a folder are not boundaries; the
+# ranges still cover every key (boundaries only balance them), and a lister short of time hands
+# the rest of a large range to the next round.
+SPLIT_PAGES_PER_FOLDER = 5
 # At most this many ranges, however many folders: the part list is read by a Map's ItemReader and
 # each range costs a Lambda invocation; adjacent folders are merged into one range beyond it.
 MAX_PARTS = 1000
@@ -117,14 +124,18 @@ def _subfolders(root: str, folder: str) -> list[str]:
 
         bucket, key = storage.split_s3(root + folder)
         pages = storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/")
+        found = []
         try:
-            return [
-                storage.relative(f"{storage.S3_SCHEME}{bucket}/{entry['Prefix']}", root)
-                for page in pages
-                for entry in page.get("CommonPrefixes", [])
-            ]
+            for number, page in enumerate(pages, 1):
+                found += [
+                    storage.relative(f"{storage.S3_SCHEME}{bucket}/{entry['Prefix']}", root)
+                    for entry in page.get("CommonPrefixes", [])
+                ]
+                if number == SPLIT_PAGES_PER_FOLDER:
+                    break
         except (ClientError, BotoCoreError) as error:
             raise storage.translate(error, "listing", root + folder) from error
+        return found
     try:
         entries = list(os.scandir(Path(root) / folder))
     except OSError:
