@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,19 +77,11 @@ class KeyRange:
     after: str = ""
     upto: str | None = None
 
-    def holds(self, key: str) -> bool:
-        return key > self.after and (self.upto is None or key <= self.upto)
-
 
 def ranges(boundaries: list[str]) -> list[KeyRange]:
     """The ranges between sorted boundaries: ("", b0], (b0, b1], ..., (bn, end)."""
     edges = ["", *boundaries]
     return [KeyRange(after, upto) for after, upto in zip(edges, [*boundaries, None], strict=True)]
-
-
-def split_input(uri: str) -> list[KeyRange]:
-    """The ranges of a run's input: one for a single photo, else ``split``."""
-    return [KeyRange()] if storage.is_local_file(uri) else split(uri)
 
 
 def split(root: str, *, target: int = TARGET_PARTS, max_depth: int = MAX_DEPTH) -> list[KeyRange]:
@@ -272,12 +263,6 @@ def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]
     return found
 
 
-# Manifests read ahead at once while partly filled shards are joined: as many as the shared S3
-# client's connection pool serves in parallel, and a bound on what is held in memory (32 manifests
-# of at most shard_size entries).
-_READ_AHEAD = 32
-
-
 def join_partial_shards(
     config: RunConfig, layout: RunLayout, partial: list[DetectionShard], shard_prefix: str
 ) -> list[DetectionShard]:
@@ -285,20 +270,13 @@ def join_partial_shards(
 
     A range ends with a shard of fewer than ``shard_size`` images; a hundred camera folders of 300
     photos would otherwise be a hundred GPU jobs of 300 instead of fifteen of 2,000, each paying the
-    container start and model load. Reads those manifests (a bounded number at a time) and writes
+    container start and model load. Reads those manifests (``READ_AHEAD`` at a time) and writes
     the joined ones under ``shard_prefix``.
     """
 
-    def entries() -> Iterator[ImageEntry]:
-        with ThreadPoolExecutor(_READ_AHEAD) as pool:
-            for start in range(0, len(partial), _READ_AHEAD):
-                uris = [
-                    layout.shard_manifest(Stage.DETECTION, ref["shard"]) for ref in partial[start : start + _READ_AHEAD]
-                ]
-                for manifest in pool.map(storage.read_json, uris):
-                    yield from manifest["images"]
-
+    manifests = storage.read_json_many(layout.shard_manifest(Stage.DETECTION, ref["shard"]) for ref in partial)
+    entries = (image for manifest in manifests for image in manifest["images"])
     joined, _ = write_shards(
-        config, layout, entries(), shard_prefix=shard_prefix, first_shard=0, out_of_time=lambda: False
+        config, layout, entries, shard_prefix=shard_prefix, first_shard=0, out_of_time=lambda: False
     )
     return joined

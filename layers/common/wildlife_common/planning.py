@@ -15,7 +15,6 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from wildlife_common import listing, speciesnet, storage
@@ -98,8 +97,10 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
 
     A new run lists the input (lazily, page by page), keeps image files, skips images processed by
     earlier runs when ``incremental`` is set, and writes one manifest per shard, ``plan.json`` (all
-    shards) and ``shards.json`` (the shards this execution processes). A run that exists already
-    keeps its shards and queues only those without a commit marker.
+    shards) and ``shards.json`` (the shards this execution processes); past ``list_in_parallel_above``
+    files it returns the input's key ranges instead (``listing``), and ``assemble_plan`` writes those
+    files once ListInput has listed them. A run that exists already keeps its shards and queues only
+    those without a commit marker.
 
     Returns:
         The references and counts the state machine routes on (see ``statemachine/``).
@@ -156,8 +157,8 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
 
 
 def _split_listing(config: RunConfig, layout: RunLayout) -> DetectionPlan:
-    """The first listing round of a large input: its key ranges (``listing.split_input``)."""
-    ranges = listing.split_input(config.input)
+    """The first listing round of a large input: its key ranges (``listing.split``)."""
+    ranges = listing.split(config.input)
     # Each range numbers its own shards after its number ("0003-00000"), so no lister waits for another.
     parts: list[ListingPart] = [
         {"part": i, "round": 1, "after": r.after, "upto": r.upto, "first_shard": 0, "shard_prefix": f"{i:04d}-"}
@@ -221,8 +222,9 @@ def assemble_plan(run: DetectionPlan) -> DetectionPlan:
     # Each range's last shard is partly filled: joined into full ones, numbered as a range after the
     # last, so their ids sort after every range's own.
     partial = [ref for ref in plan if ref["images"] < config.shard_size]
-    joined = listing.join_partial_shards(config, layout, partial, f"{ranges:04d}-")
-    plan = [ref for ref in plan if ref["images"] == config.shard_size] + joined
+    if len(partial) > 1:  # one is the run's last shard as it is: nothing to join it with
+        joined = listing.join_partial_shards(config, layout, partial, f"{ranges:04d}-")
+        plan = [ref for ref in plan if ref["images"] == config.shard_size] + joined
     sums: dict[str, int] = {}
     for listed in every_round:
         for key, value in listed["counts"].items():
@@ -252,14 +254,8 @@ def _planned(
     return _detection_plan(config, layout, plan, counts, _shard_reference(layout, Stage.DETECTION))
 
 
-# What a lister wrote is read back by many threads at once: a thousand small files from S3 take
-# a second instead of half a minute; 32 threads are what the shared client's pool holds.
-_READ_THREADS = 32
-
-
 def _read_all(uris: Iterable[str]) -> list[PartListed]:
-    with ThreadPoolExecutor(_READ_THREADS) as pool:
-        return [cast(PartListed, found) for found in pool.map(storage.read_json, uris)]
+    return [cast(PartListed, found) for found in storage.read_json_many(uris)]
 
 
 def _detection_plan(

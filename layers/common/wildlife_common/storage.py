@@ -20,7 +20,7 @@ import random
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -205,18 +205,13 @@ def list_files(prefix: str, *, after: str = "", upto: str | None = None) -> Iter
         yield from _walk(root.resolve(), "", after, upto)
 
 
-def is_local_file(uri: str) -> bool:
-    """Whether ``uri`` names one file on disk (an input of one photo), not a folder or S3 prefix."""
-    return not is_s3(uri) and Path(uri).expanduser().is_file()
-
-
 def list_input(uri: str, *, after: str = "", upto: str | None = None) -> tuple[str, Iterator[FileInfo]]:
     """A run's input: the folder its image paths are relative to, and its files (``list_files``).
 
     One local file given as the input is a folder of one: its own folder is the root, so the table
     names the photo by its file name, as it would for the folder. It is never split into ranges.
     """
-    if is_local_file(uri):
+    if not is_s3(uri) and Path(uri).expanduser().is_file():
         path = Path(uri).expanduser().resolve()
         stat = path.stat()
         return as_folder(str(path.parent)), iter([FileInfo(str(path), stat.st_size, local_etag(stat))])
@@ -385,6 +380,22 @@ def download_file(uri: str, local_path: str | Path) -> None:
 def read_json(uri: str) -> Any:
     """Decode a JSON file."""
     return json.loads(read_bytes(uri))
+
+
+# Small files read at once by read_json_many: a thousand from S3 take about a second instead of half
+# a minute one by one; 32 stays inside the shared client's 64 pooled connections and bounds what is
+# held in memory (32 files read ahead).
+READ_AHEAD = 32
+
+
+def read_json_many(uris: Iterable[str]) -> Iterator[Any]:
+    """Decode many JSON files, in the order given, ``READ_AHEAD`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = list(uris)
+    with ThreadPoolExecutor(READ_AHEAD) as pool:
+        for start in range(0, len(pending), READ_AHEAD):
+            yield from pool.map(read_json, pending[start : start + READ_AHEAD])
 
 
 def write_json(uri: str, value: Any, *, intermediate: bool = False) -> None:
