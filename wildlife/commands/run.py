@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -22,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from wildlife_common import speciesnet, storage
-from wildlife_common.config import RESULT_SETTINGS, parse_config
+from wildlife_common.config import changed_results, parse_config
 from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import IMAGE_EXTENSIONS, is_image
 from wildlife_common.layout import RunLayout
-from wildlife_common.records import Stage
+from wildlife_common.run_folder import committed_detections, read_plan
 
 from wildlife import interrupt, version
 from wildlife.errors import UsageError
 from wildlife.live import LiveView
-from wildlife.ops.local_runs import DEFAULT_OUT
+from wildlife.ops.local_runs import DEFAULT_OUT, resume_command
 from wildlife.options import add_setting_options, setting_values
 from wildlife.paths import checkout_root, stack_root
 from wildlife.profiles import load_profile
@@ -181,22 +180,22 @@ def _check_out(out: Path) -> None:
 def _check_existing_run(config: dict[str, Any], resuming: bool) -> None:
     """A run id that exists already is that run: another input or other result settings are refused
     here, before the engine starts, so the earlier run is left as it was."""
-    run_json = Path(config["output"]) / "runs" / config["run_id"] / "run.json"
+    run_json = Path(RunLayout.for_run(config["output"], config["run_id"]).run_json)
     if not run_json.is_file():
         return
     try:
-        stored = parse_config(json.loads(run_json.read_text())["config"])
-    except (OSError, ValueError, KeyError, ConfigError):
+        stored = json.loads(run_json.read_text())["config"]
+    except (OSError, ValueError, KeyError):
         return  # not ours to judge: the planner says what is wrong with it
     wanted = parse_config(config)
-    changed = [key for key in RESULT_SETTINGS if getattr(stored, key) != getattr(wanted, key)]
+    changed = changed_results(stored, wanted)
     if not changed:
         return
     how = "--resume it as it was" if resuming else "give another --run-id, or --resume it as it was"
     if changed[0] == "input":
-        raise UsageError(f"run {wanted.run_id} exists already, for input {stored.input}; {how}")
+        raise UsageError(f"run {wanted.run_id} exists already, for input {stored['input']}; {how}")
     key = changed[0]
-    raise UsageError(f"run {wanted.run_id} was made with {key}={getattr(stored, key)!r}; {how}")
+    raise UsageError(f"run {wanted.run_id} was made with {key}={stored[key]!r}; {how}")
 
 
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -268,17 +267,15 @@ def _s3_buckets(config: dict[str, Any]) -> set[str]:
     return {storage.split_s3(uri)[0] for uri in uris if isinstance(uri, str) and storage.is_s3(uri)}
 
 
-def _interrupted(run_folder: Path, run_id: str, out: str) -> str:
+def _interrupted(layout: RunLayout, run_id: str, out: str) -> str:
     """What an interrupt says: how far the run got and how to go on (called when Ctrl-C comes)."""
-    layout = RunLayout(storage.as_folder(str(run_folder)))
     if not Path(layout.run_json).is_file():
         return f"interrupted before run {run_id} was planned: nothing to resume, start it again"
-    shards = Path(layout.plan_json)
-    planned = f" of {len(json.loads(shards.read_text()))}" if shards.is_file() else ""
-    done = sum(1 for _ in Path(layout.results_folder(Stage.DETECTION)).glob("*.done.json"))
+    planned = f" of {len(read_plan(layout))}" if Path(layout.plan_json).is_file() else ""
+    done = len(committed_detections(layout))
     return (
         f"interrupted: {done}{planned} detection shards are committed and kept. "
-        f"Resume with: wildlife run --resume {run_id} --out {shlex.quote(out)}"
+        f"Resume with: {resume_command(out, run_id)}"
     )
 
 
@@ -287,8 +284,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     config = build_config(args)
     run_id = config["run_id"]
-    run_folder = Path(config["output"]) / "runs" / run_id
-    interrupt.say(lambda: _interrupted(run_folder, run_id, args.out))
+    layout = RunLayout.for_run(config["output"], run_id)
+    run_folder = Path(layout.run_uri)
+    interrupt.say(lambda: _interrupted(layout, run_id, args.out))
     stream = sys.stderr
     # Loading torch, the model libraries and the engine takes seconds to tens of seconds before the
     # first shard: each step says what it is doing, so a quiet terminal never looks like a hang.
@@ -323,13 +321,12 @@ def run(args: argparse.Namespace) -> int:
             first = failed_jobs[0]
             cause += f" First failed job: {first.job_name}: {first.error} (log: {first.log})"
         raise RunFailed(f"run {run_id} {result.status.lower()}: {cause}")
-    summary_path = run_folder / "final" / "summary.json"
-    summary = json.loads(summary_path.read_text())
+    summary = json.loads(Path(layout.summary_json).read_text())
     print(f"run {run_id}: {summary.get('status')} in {duration(seconds)}")
     for line in summary_lines(summary):
         print(line)
     print("outputs")
     for name in ("detections.parquet", "megadetector.json", "speciesnet.json", "summary.json"):
         if name != "speciesnet.json" or "speciesnet" in summary.get("outputs", {}):
-            print(f"  {run_folder / 'final' / name}")
+            print(f"  {Path(layout.final_folder) / name}")
     return 0

@@ -66,10 +66,7 @@ class LocalRun:
     @property
     def resume_command(self) -> str:
         """What finishes the run: resuming it, or starting it again when it stopped before writing run.json."""
-        out, run_id = shlex.quote(self.out), shlex.quote(self.run_id)
-        if self.resumable:
-            return f"wildlife run --resume {run_id} --out {out}"
-        return f"wildlife run FOLDER --out {out} --run-id {run_id}"
+        return resume_command(self.out, self.run_id, resumable=self.resumable)
 
     @property
     def error(self) -> str | None:
@@ -77,6 +74,14 @@ class LocalRun:
         if self.failure is None:
             return None
         return f"{self.failure.get('error')}: {' '.join(str(self.failure.get('cause') or '').split())}"
+
+
+def resume_command(out: str, run_id: str, *, resumable: bool = True) -> str:
+    """The command that finishes a local run: resuming it, or starting it again when it has no run.json."""
+    out, run_id = shlex.quote(out), shlex.quote(run_id)
+    if resumable:
+        return f"wildlife run --resume {run_id} --out {out}"
+    return f"wildlife run FOLDER --out {out} --run-id {run_id}"
 
 
 def is_run_path(run: str) -> bool:

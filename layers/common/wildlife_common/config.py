@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -273,6 +274,13 @@ SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in dataclass
 
 RESULT_SETTINGS = tuple(name for name, known in SETTINGS.items() if known.changes_results)
 """Settings that change results: a resumed run must keep them."""
+
+
+def changed_results(stored: Mapping[str, Any], config: RunConfig) -> list[str]:
+    """The settings that change results on which ``config`` differs from a run's stored config
+    (``run.json``'s, ``RunConfig.to_dict()``): a run id that exists must be resumed as it was."""
+    return [key for key in RESULT_SETTINGS if key in stored and stored[key] != getattr(config, key)]
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _REQUIRED = ("input", "detector")

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from wildlife_common import listing, speciesnet, storage
-from wildlife_common.config import RESULT_SETTINGS, RunConfig, default_max_concurrency, parse_config
+from wildlife_common.config import RunConfig, changed_results, default_max_concurrency, parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.layout import RunLayout, classify_shard_id
 from wildlife_common.provenance import code_version
@@ -84,12 +84,11 @@ def _check_models(config: RunConfig) -> None:
 
 def _check_resume(stored: RunRecord, config: RunConfig) -> None:
     before = stored.get("config", {})
-    for key in RESULT_SETTINGS:
-        if key in before and before[key] != getattr(config, key):
-            raise ConfigError(
-                f"run {config.run_id} already exists with {key}={before[key]!r}; "
-                f"resume it with the same setting or start a new run_id"
-            )
+    for key in changed_results(before, config)[:1]:
+        raise ConfigError(
+            f"run {config.run_id} already exists with {key}={before[key]!r}; "
+            f"resume it with the same setting or start a new run_id"
+        )
 
 
 def plan_detection(raw_config: Any, execution_name: str | None, default_output: str | None) -> DetectionPlan:
