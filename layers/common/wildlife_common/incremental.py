@@ -57,7 +57,7 @@ class ProcessedImages:
         """Distinct images."""
         return self._count
 
-    def contains(self, uri: str, etag: str) -> bool:
+    def contains(self, uri: str, etag: str | None) -> bool:
         """Whether this URI with this ETag was processed before."""
         key = digest(uri, etag)
         pos = int(np.searchsorted(self._digests, key))

@@ -143,12 +143,18 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
     # Held in memory until the listing is known to be small: at most list_in_parallel_above entries
     # (200,000 by default, about 150 MB), so a large input leaves no manifests behind to ignore.
     whole = listing.KeyRange()
-    for entry in listing.images(config, whole, listing.processed_images(config, whole), counts):
+    for entry in listing.images(config, whole, None, counts):
         entries.append(entry)
         if counts["listed"] > config.list_in_parallel_above:
             return _split_listing(config, layout)
     if counts["listed"] > config.list_in_parallel_above:  # the last files listed were no images
         return _split_listing(config, layout)
+    # Only now the index of processed images, when the input is known to be listed here: a large
+    # incremental input is split instead, and each lister reads its own part of the index.
+    if (processed := listing.processed_images(config, whole)) is not None:
+        new = [entry for entry in entries if not processed.contains(entry["uri"], entry["etag"])]
+        counts["skipped"] += len(entries) - len(new)
+        entries = new
     plan, _ = listing.write_shards(
         config, layout, iter(entries), shard_prefix="", first_shard=0, out_of_time=lambda: False
     )
