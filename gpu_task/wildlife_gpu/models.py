@@ -62,12 +62,10 @@ def fetch(uri: str, what: str) -> ModelFile:
         path = cache_dir() / key / Path(storage.split_s3(uri)[1]).name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".part")
-            try:
-                storage.download_file(uri, tmp)
+            try:  # whole or not at all, so two jobs fetching the same weights never share a part file
+                storage.download_file(uri, path)
             except Exception as error:
                 raise ModelError(f"{what} not readable: {uri} ({error})") from error
-            tmp.replace(path)
     else:
         path = Path(uri).expanduser()
         if not path.is_file():

@@ -364,17 +364,24 @@ def upload_file(local_path: str | Path, uri: str, *, intermediate: bool = False)
         extra = {"Tagging": INTERMEDIATE_TAGGING} if intermediate else None
         s3_client().upload_file(str(local_path), bucket, key, ExtraArgs=extra)
         return
-    with _replacing(Path(uri)) as handle, open(local_path, "rb") as source:
-        shutil.copyfileobj(source, handle)
+    _copy(local_path, uri)
 
 
 def download_file(uri: str, local_path: str | Path) -> None:
-    """Copy ``uri`` to a local file."""
+    """Copy ``uri`` to a local file, whole or not at all: readers (and other writers of the same
+    path) never see a part. s3transfer downloads to a temporary name and renames it; a local copy
+    goes through ``_replacing``."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
         s3_client().download_file(bucket, key, str(local_path))
         return
-    shutil.copyfile(uri, local_path)
+    _copy(uri, local_path)
+
+
+def _copy(source: str | Path, target: str | Path) -> None:
+    """A local copy that replaces ``target`` in one step (``_replacing``)."""
+    with _replacing(Path(target)) as handle, open(source, "rb") as reading:
+        shutil.copyfileobj(reading, handle)
 
 
 def read_json(uri: str) -> Any:
