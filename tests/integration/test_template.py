@@ -749,6 +749,8 @@ def test_jobs_cannot_reach_the_instance_role_through_the_metadata_service(resour
         rf"iptables --insert OUTPUT --destination 169\.254\.169\.254 .*--uid-owner {uid} --jump REJECT", user_data
     )
     assert "> /etc/wildlife/host.json" in user_data
+    # The block comes first: a metadata request that fails at boot must not leave it out.
+    assert user_data.index("iptables --insert") < user_data.index("curl ")
     for name in ("DetectJobDefinition", "ClassifyJobDefinition"):
         container = resources[name]["Properties"]["ContainerProperties"]
         [volume] = container["Volumes"]
