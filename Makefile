@@ -121,7 +121,8 @@ bench-scale: $(STAMP)
 ENV ?= dev
 # sam build packages the Lambdas for python3.12; pyenv's shim may not resolve it, so find the
 # interpreter's own bin folder and put it first.
-PY312_BIN := $(shell p=$$(pyenv prefix 3.12 2>/dev/null) && echo "$$p/bin" || dirname "$$(command -v python3.12)")
+# "=": looked up only when `make build` needs it, not on every make.
+PY312_BIN = $(shell p=$$(pyenv prefix 3.12 2>/dev/null) && echo "$$p/bin" || dirname "$$(command -v python3.12)")
 build: $(STAMP)
 	PATH="$(PY312_BIN):$$PATH" $(BIN)/sam build --config-env $(ENV)
 
