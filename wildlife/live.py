@@ -67,29 +67,31 @@ class LiveView:
         for state, line in lines.items():
             self._show(state, *line)
 
-    def _map_line(self, snapshot: Snapshot, stage: MapStage) -> tuple[str, str, tuple[int, ...], MapStage]:
+    def _map_line(self, snapshot: Snapshot, stage: MapStage) -> tuple[str, str, str, tuple[int, ...], MapStage]:
+        """The Map's plain line, its counts beyond done/total (the progress bar's text), its rate, and
+        what must change for the plain line to be printed again."""
         detection = stage.state == DETECTION.map_state
         rate = ""
         if detection and snapshot.images_per_second:
             rate = f"{snapshot.images_per_second:.1f} images/s"
             if snapshot.eta_s is not None and snapshot.images_done < (snapshot.images_total or 0):
                 rate += f", about {duration(snapshot.eta_s)} left"
-        failed = f", {stage.failed} failed" if stage.failed else ""
-        total = "?" if stage.total is None else stage.total
-        line = f"{stage.state}: {stage.done}/{total} {stage.parts}{failed}"
         images = snapshot.images_done if detection else 0
+        counts = [f"{stage.failed} failed" if stage.failed else ""]
         if detection and snapshot.images_total is not None:
-            line += f", {images}/{snapshot.images_total} images"
+            counts.append(f"{images}/{snapshot.images_total} images")
+        detail = ", ".join(part for part in counts if part)
+        total = "?" if stage.total is None else stage.total
+        line = f"{stage.state}: {stage.done}/{total} {stage.parts}{', ' + detail if detail else ''}"
         # One plain line per change of the counts (not of the rate, which changes every poll).
-        return line, rate, (stage.done, stage.total or 0, stage.failed, images), stage
+        return line, detail, rate, (stage.done, stage.total or 0, stage.failed, images), stage
 
-    def _show(self, state: str, line: str, rate: str, key: tuple[int, ...], stage: MapStage) -> None:
+    def _show(self, state: str, line: str, detail: str, rate: str, key: tuple[int, ...], stage: MapStage) -> None:
         if self.progress is not None:
             if state not in self.tasks:
                 self.tasks[state] = self.progress.add_task(f"{state} {stage.parts}", total=stage.total, rate="")
-            images = line.split(f" {stage.parts}", 1)[1].lstrip(", ")
-            detail = " · ".join(part for part in (images, rate) if part)
-            self.progress.update(self.tasks[state], completed=stage.done, total=stage.total, rate=detail)
+            text = " · ".join(part for part in (detail, rate) if part)
+            self.progress.update(self.tasks[state], completed=stage.done, total=stage.total, rate=text)
         elif self.last_counts.get(state) != key:
             self.last_counts[state] = key
             self.print(f"  {line}{' · ' + rate if rate else ''}")
