@@ -79,12 +79,15 @@ def test_a_layer_pruned_the_same_way_imports_and_writes_parquet_under_python_312
         [*pip, *target, "--target", str(runtime), "boto3", "botocore", "s3transfer", *runtime_pins], check=True
     )
     smoke = (
-        "import io, pyarrow as pa, pyarrow.parquet as pq, pyarrow.compute as pc\n"
+        "import io, pyarrow as pa, pyarrow.parquet as pq, pyarrow.compute as pc, pyarrow.orc as orc\n"
         "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
-        "from wildlife_common import materialize, planning, failures, storage, incremental\n"
+        "from wildlife_common import materialize, planning, failures, storage, incremental, inventory\n"
         "table = pa.table({'x': [1, 2, 3]})\n"
         "sink = io.BytesIO(); pq.write_table(table, sink, compression='zstd')\n"
         "assert pq.read_table(io.BytesIO(sink.getvalue())).equals(table)\n"
+        # S3 Inventory reports in ORC (zlib, as S3 writes them) are read by the planner.
+        "sink = io.BytesIO(); orc.write_table(table, sink, compression='zlib')\n"
+        "assert orc.ORCFile(pa.BufferReader(sink.getvalue())).read().equals(table)\n"
         "assert pc.sum(table['x']).as_py() == 6\n"
         # Ended without the interpreter's teardown: pyarrow's thread pools can abort it now and then
         # ("terminate called without an active exception", apache/arrow#34314; seen here once in ~100

@@ -48,6 +48,23 @@ def test_one_image_file_is_an_input(tmp_path: Path) -> None:
     assert config_for(str(photo), "--out", str(tmp_path))["input"] == str(photo)
 
 
+def test_an_s3_inventory_manifest_is_an_input(tmp_path: Path) -> None:
+    # A report's manifest.json, downloaded or in S3: its data files and photos stay in S3.
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "sourceBucket": "traps",
+                "destinationBucket": "arn:aws:s3:::reports",
+                "fileFormat": "CSV",
+                "fileSchema": "Bucket, Key, Size, ETag",
+                "files": [{"key": "inventory/traps/daily/data/0.csv.gz", "size": 1, "MD5checksum": "0"}],
+            }
+        )
+    )
+    assert config_for(str(manifest), "--out", str(tmp_path))["input"] == str(manifest)
+
+
 def test_a_profile_sets_the_run_and_command_line_options_override_it(tmp_path: Path) -> None:
     (tmp_path / "profiles").mkdir()
     profile = tmp_path / "profiles" / "p.yaml"
@@ -96,6 +113,8 @@ def test_an_unknown_profile_key_is_one_line_that_names_it(capsys: pytest.Capture
         ([str(SAMPLES), "--classifier", "{tmp}/c.pth"], "--classifier needs --classifier-arch"),
         (["--resume", "no-such-run"], "no run 'no-such-run'"),
         ([], "give INPUT"),
+        (["{tmp}/empty/manifest.json"], "{tmp}/empty/manifest.json is not an S3 Inventory manifest: it is not JSON"),
+        (["{tmp}/nowhere/manifest.json"], "no such S3 Inventory manifest: {tmp}/nowhere/manifest.json"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(
@@ -103,6 +122,7 @@ def test_user_mistakes_are_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    (tmp_path / "empty" / "manifest.json").write_text("not an inventory")
     (tmp_path / "c.pth").write_bytes(b"weights")
 
     status, err = error_of(capsys, *[a.format(tmp=tmp_path) for a in argv], "--out", str(tmp_path / "out"))

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from wildlife_common import speciesnet, storage
+from wildlife_common import inventory, speciesnet, storage
 from wildlife_common.config import changed_results, parse_config
 from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import IMAGE_EXTENSIONS, is_image
@@ -62,7 +62,10 @@ def add_parser(subparsers: Any) -> None:
         description=help_text(__doc__),
     )
     parser.add_argument(
-        "input", nargs="?", help="a folder of images, one image, or s3://bucket/prefix/ (not needed with --resume)"
+        "input",
+        nargs="?",
+        help="a folder of images, one image, s3://bucket/prefix/, or an S3 Inventory report's manifest.json "
+        "(not needed with --resume)",
     )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"where run folders go: DIR/runs/<run_id>/ (default: {DEFAULT_OUT})"
@@ -118,7 +121,14 @@ def _absolute(value: str) -> str:
 
 def _check_input(uri: str) -> None:
     """A missing folder, one without images or a file that is no image is the user's mistake: say so
-    before starting anything. One image file is an input of one photo (the planner lists just it)."""
+    before starting anything. One image file is an input of one photo (the planner lists just it);
+    an S3 Inventory report's manifest.json is checked as the planner reads it."""
+    if inventory.is_inventory(uri):
+        try:
+            inventory.read(uri)
+        except PipelineError as error:
+            raise UsageError(str(error)) from error
+        return
     if storage.is_s3(uri):
         return
     folder = Path(uri)
@@ -264,6 +274,9 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
 def _s3_buckets(config: dict[str, Any]) -> set[str]:
     """Buckets of the input and models: read from the real S3, while the engine's own calls stay in moto."""
     uris = [config.get(key) for key in ("input", "detector", "classifier", "classifier_labels")]
+    if isinstance(config.get("input"), str) and inventory.is_inventory(config["input"]):
+        report = inventory.read(config["input"])  # its photos' bucket, and the one its data files are in
+        uris += [report.root, *report.files]
     return {storage.split_s3(uri)[0] for uri in uris if isinstance(uri, str) and storage.is_s3(uri)}
 
 

@@ -24,7 +24,11 @@ from wildlife.text import help_text
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("start", help="start a run on a deployed stack", description=help_text(__doc__))
-    parser.add_argument("input", nargs="?", help="s3://bucket/prefix/ of the images (or 'input' in --config)")
+    parser.add_argument(
+        "input",
+        nargs="?",
+        help="s3://bucket/prefix/ of the images, or an S3 Inventory report's manifest.json (or 'input' in --config)",
+    )
     parser.add_argument("--config", type=Path, help="a run config as JSON (README, Configuration)")
     parser.add_argument("--run-id", help="the run's name (default: run-<UTC time>); an existing one is resumed")
     add_setting_options(parser, "start")

@@ -64,7 +64,12 @@ _RUN, _START, _BOTH = ("run",), ("start",), ("run", "start")
 class RunConfig:
     """One run's settings (README, Configuration). Each field's ``Setting`` says what it means."""
 
-    input: str = setting("", "Where the images are: s3://bucket/prefix/ or a local folder.", changes_results=True)
+    input: str = setting(
+        "",
+        "Where the images are: s3://bucket/prefix/, a local folder, or an S3 Inventory report's manifest.json "
+        "(s3://.../YYYY-MM-DDTHH-MMZ/manifest.json: its bucket's photos, read from the report, not listed).",
+        changes_results=True,
+    )
     detector: str = setting(
         "",
         "Detector weights (.pt): an ultralytics checkpoint (MegaDetector v1000 larch/sorrel, YOLOv8-11) or a YOLOv5 "

@@ -17,6 +17,9 @@ key equal to a folder name is the console's folder placeholder, which listing sk
 flat input or one large folder yields few ranges: a lister that runs out of time stops after the
 last key it wrote and returns where it stopped, and the rest is listed by the next round (see
 ``ListedPart``), so any input finishes.
+
+An S3 Inventory report as the input (``inventory``) is split by its data files instead: each is one
+part, its rows read in the file's order, and a lister out of time hands on the row where it stopped.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wildlife_common import storage
+from wildlife_common import inventory, storage
 from wildlife_common.config import RunConfig
 from wildlife_common.images import is_image
 from wildlife_common.incremental import ProcessedImages
+from wildlife_common.inventory import DataFile
 from wildlife_common.layout import RunLayout, shard_id
 from wildlife_common.provenance import input_id
 from wildlife_common.records import (
@@ -146,14 +150,14 @@ def is_hidden(relative_path: str) -> bool:
 
 
 def images(
-    config: RunConfig, keys: KeyRange, processed: ProcessedImages | None, counts: PlanCounts
+    config: RunConfig, part: KeyRange | DataFile, processed: ProcessedImages | None, counts: PlanCounts
 ) -> Iterator[ImageEntry]:
-    """The images of one range of the input as manifest entries, skipping files that are not images
+    """The images of one part of the input as manifest entries, skipping files that are not images
     or were done before, hidden and system folders (unless include_hidden), and the run's own output
     folder when it lies inside the input (a local run's crops would otherwise come back as photos)."""
-    root, files = storage.list_input(config.input, after=keys.after, upto=keys.upto)
+    root, files, one_photo = _files(config, part, counts)
     # One image given as the input is taken as given, hidden or not.
-    skip_hidden = not config.include_hidden and root == storage.as_folder(config.input)
+    skip_hidden = not config.include_hidden and not one_photo
     own = storage.as_folder(config.output) if config.output else ""
     # What the pipeline itself writes, when that lies inside the input: the output folder, or its run
     # and index folders when the output is the input folder itself.
@@ -171,6 +175,18 @@ def images(
             counts["skipped"] += 1
             continue
         yield {"uri": info.uri, "image": relative, "size": info.size, "etag": info.etag}
+
+
+def _files(
+    config: RunConfig, part: KeyRange | DataFile, counts: PlanCounts
+) -> tuple[str, Iterator[storage.FileInfo], bool]:
+    """The folder image paths are relative to, the part's files, and whether the input is one photo."""
+    if inventory.is_inventory(config.input):
+        report = inventory.read(config.input)
+        return report.root, report.objects(part if isinstance(part, DataFile) else None, counts), False
+    assert isinstance(part, KeyRange)
+    root, files = storage.list_input(config.input, after=part.after, upto=part.upto)
+    return root, files, root != storage.as_folder(config.input)
 
 
 def write_shards(
@@ -216,14 +232,16 @@ def write_shards(
     return refs, None
 
 
-def processed_images(config: RunConfig, keys: KeyRange) -> ProcessedImages | None:
+def processed_images(config: RunConfig, part: KeyRange | DataFile) -> ProcessedImages | None:
     """The images earlier runs on the same input processed, for an incremental run (else None):
-    only those in the range ``keys``, so that a lister holds only its range's part of the index."""
+    only those in the key range ``part``, so that a lister holds only its range's part of the index.
+    A data file of an inventory may hold any key: its lister reads the whole index."""
     if not config.incremental:
         return None
-    root = storage.as_folder(config.input)
+    root = inventory.input_root(config.input)
     # The index holds URIs, [start, stop): after (exclusive, so a superset) up to upto itself
     # (upto + "\0" is the first string above it). The whole input (and a single photo's) reads it all.
+    keys = part if isinstance(part, KeyRange) else KeyRange()
     start = root + keys.after if keys.after else ""
     stop = None if keys.upto is None else root + keys.upto + "\0"
     processed = ProcessedImages.load(config.output or "", input_id(root), start=start, stop=stop)
@@ -238,7 +256,8 @@ def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]
     then lists the rest of the range in the next round. Writes the same files every time it runs.
     """
     config, layout, _ = load_run(run_uri)
-    keys = KeyRange(part["after"], part["upto"])
+    rows = DataFile(part["file"], part.get("after_row", 0)) if "file" in part else None
+    keys = rows or KeyRange(part["after"], part["upto"])
     processed = processed_images(config, keys)
     counts = PlanCounts(listed=0, not_images=0, skipped=0)
     shards, next_after = write_shards(
@@ -257,6 +276,8 @@ def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]
         "next_after": next_after,
         "next_shard": part["first_shard"] + len(shards),
     }
+    if rows is not None:  # every row read was a file listed or an older version (inventory.objects)
+        found["next_row"] = rows.after_row + counts["listed"] + counts.get("not_current", 0)
     storage.write_json(layout.part_listed(part["part"], part["round"]), found, intermediate=True)
     if next_after is not None:
         log.info("range %d: out of time after %s; the next round lists the rest", part["part"], next_after)

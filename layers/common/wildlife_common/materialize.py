@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wildlife_common import costs, speciesnet, storage
+from wildlife_common import costs, inventory, speciesnet, storage
 from wildlife_common.config import RunConfig
 from wildlife_common.errors import RunIntegrityError
 from wildlife_common.incremental import IndexWriter
@@ -255,7 +255,9 @@ def materialize(run_uri: str) -> MaterializeResult:
         parquet_path = Path(work, "detections.parquet")
         md_path = Path(work, "megadetector.json")
         sn_path = Path(work, "speciesnet.json")
-        index = IndexWriter(config.output or "", input_id(storage.as_folder(config.input)), config.run_id or "", work)
+        index = IndexWriter(
+            config.output or "", input_id(inventory.input_root(config.input)), config.run_id or "", work
+        )
         writer = pq.ParquetWriter(parquet_path, DETECTION_SCHEMA, compression="zstd")
         with (
             md_path.open("w") as md_stream,

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, cast
 
-from wildlife_common import listing, speciesnet, storage
+from wildlife_common import inventory, listing, speciesnet, storage
 from wildlife_common.config import RunConfig, changed_results, default_max_concurrency, parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.layout import RunLayout, classify_shard_id
@@ -162,15 +162,29 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
 
 
 def _split_listing(config: RunConfig, layout: RunLayout) -> DetectionPlan:
-    """The first listing round of a large input: its key ranges (``listing.split``)."""
-    ranges = listing.split(config.input)
-    # Each range numbers its own shards after its number ("0003-00000"), so no lister waits for another.
-    parts: list[ListingPart] = [
-        {"part": i, "round": 1, "after": r.after, "upto": r.upto, "first_shard": 0, "shard_prefix": f"{i:04d}-"}
-        for i, r in enumerate(ranges)
-    ]
-    log.info("run %s: listing %s in %d ranges", config.run_id, config.input, len(parts))
+    """The first listing round of a large input: its key ranges (``listing.split``), or the data
+    files of an S3 Inventory report, one part each."""
+    # Each part numbers its own shards after its number ("0003-00000"), so no lister waits for another.
+    if inventory.is_inventory(config.input):
+        files = inventory.read(config.input).files
+        parts = [_first_round(i, "", None) for i in range(len(files))]
+        for part, uri in zip(parts, files, strict=True):
+            part["file"], part["after_row"] = uri, 0
+    else:
+        parts = [_first_round(i, r.after, r.upto) for i, r in enumerate(listing.split(config.input))]
+    log.info("run %s: listing %s in %d parts", config.run_id, config.input, len(parts))
     return _listing_round(config, layout, parts, 1)
+
+
+def _first_round(number: int, after: str, upto: str | None) -> ListingPart:
+    return {
+        "part": number,
+        "round": 1,
+        "after": after,
+        "upto": upto,
+        "first_shard": 0,
+        "shard_prefix": f"{number:04d}-",
+    }
 
 
 def plan_run(raw_config: Any, execution_name: str | None, default_output: str | None) -> DetectionPlan:
@@ -207,11 +221,15 @@ def assemble_plan(run: DetectionPlan) -> DetectionPlan:
     round_ = run["listing"]["round"]
     parts = cast(list[ListingPart], storage.read_json(layout.listing_json(round_)))
     found = _read_all(layout.part_listed(part["part"], round_) for part in parts)
-    going_on: list[ListingPart] = [
-        {**part, "round": round_ + 1, "after": listed["next_after"], "first_shard": listed["next_shard"]}
-        for part, listed in zip(parts, found, strict=True)
-        if listed["next_after"] is not None
-    ]
+    going_on: list[ListingPart] = []
+    for part, listed in zip(parts, found, strict=True):
+        if listed["next_after"] is None:
+            continue
+        going_on.append(
+            {**part, "round": round_ + 1, "after": listed["next_after"], "first_shard": listed["next_shard"]}
+        )
+        if "next_row" in listed:  # a data file of an inventory goes on at a row, not after a key
+            going_on[-1]["after_row"] = listed["next_row"]
     if going_on:
         return _listing_round(config, layout, going_on, round_ + 1)
 

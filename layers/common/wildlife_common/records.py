@@ -95,6 +95,8 @@ class PlanCounts(TypedDict):
     """Images processed by earlier runs on the same input (incremental runs)."""
     hidden: NotRequired[int]
     """Files in hidden or system folders, or in the run's own output folder inside the input: not read."""
+    not_current: NotRequired[int]
+    """Rows of an S3 Inventory report of all versions for older versions and delete markers: not photos now."""
     images: NotRequired[int]
     """Images planned; set once the listing is done."""
 
@@ -122,6 +124,10 @@ class ListingPart(TypedDict):
     """The index of the range's first shard in this round: 0, or where an earlier round stopped."""
     shard_prefix: str
     """Before each shard index: "" when the input is one range, else the range's number ("0003-")."""
+    file: NotRequired[str]
+    """An S3 Inventory input's part instead of a key range: one data file of the report (``inventory``)."""
+    after_row: NotRequired[int]
+    """With ``file``: the rows of the file listed before this round (0, or where an earlier round stopped)."""
 
 
 class PartListed(TypedDict):
@@ -134,6 +140,8 @@ class PartListed(TypedDict):
     next_after: str | None
     """The last key listed when the lister ran out of time (the range goes on after it); None when done."""
     next_shard: int
+    next_row: NotRequired[int]
+    """A data file of an S3 Inventory input: the rows read so far, where the next round goes on."""
 
 
 class ListedRange(TypedDict):
