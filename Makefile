@@ -113,10 +113,12 @@ bench-gpu: $(STAMP)
 
 # Planning at 100k, 1M and 10M keys (10M through a stub client), incremental at 5M processed, and
 # materialize at 1M and 3M images, and the fanned-out planning at 1M and 10M: ~33 min on 2 cores
-# (SIZES="--sizes 100000" for one size).
+# (SIZES="--sizes 100000" for one size); then a lister reading a 1M-row S3 Inventory data file in
+# CSV and in Parquet (~1 min).
 .PHONY: bench-scale
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(SIZES)
+	$(BIN)/python -m bench.inventory
 
 ENV ?= dev
 # sam build packages the Lambdas for python3.12; pyenv's shim may not resolve it, so find the

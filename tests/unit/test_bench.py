@@ -140,6 +140,21 @@ def test_make_bench_scale_runs_every_case_tiny(tmp_path: Path, capsys) -> None:
         assert again[part]["requests"] == fan[part]["requests"], part
 
 
+def test_bench_inventory_reads_a_data_file_of_each_format_tiny(tmp_path: Path, capsys) -> None:
+    """A lister over one data file of a report, CSV and Parquet, each in its own process, every row
+    planned once (the case asserts it)."""
+    from bench import inventory
+
+    out = tmp_path / "figures.json"
+    assert inventory.main(["--rows", "3000", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert [(f["format"], f["rows"], f["shards"]) for f in figures] == [("CSV", 3000, 2), ("Parquet", 3000, 2)]
+    assert all(f["us_per_row"] > 0 and f["peak_rss_mb"] > 0 for f in figures)
+    # run.json, the manifest and the data file; a PUT per shard manifest and one for what the part found.
+    assert all(f["requests"] == {"GetObject": 3, "PutObject": 3} for f in figures)
+    assert "rows a round" in capsys.readouterr().out
+
+
 def _s3_order(keys: int, prefix: str, delimiter: str, start_after: str) -> list[str]:
     """What S3 lists, by brute force: keys under the prefix after start_after, each one holding the
     delimiter past the prefix rolled up into its common prefix, in order, once."""
