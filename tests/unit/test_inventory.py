@@ -278,6 +278,15 @@ def test_a_manifest_that_cannot_be_read_is_one_line_that_says_why(s3, manifest, 
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_a_report_of_a_bucket_the_pipeline_cannot_read_fails_in_planning(traps, s3, lambda_context) -> None:
+    write_report(s3, "CSV")
+    manifest = storage.read_json(MANIFEST)
+    storage.write_json(MANIFEST, {**manifest, "sourceBucket": "elsewhere"})
+
+    with pytest.raises(InputNotFound, match="bucket 'elsewhere' does not exist"):
+        handler(event(), lambda_context)
+
+
 def test_a_run_on_a_report_without_etags_fails_in_planning_with_the_fix(traps, s3, lambda_context) -> None:
     write_report(s3, "CSV", schema="Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate")
 

@@ -82,6 +82,14 @@ def _check_models(config: RunConfig) -> None:
             raise ConfigError(f"{key} not found: {uri}")
 
 
+def _check_report_bucket(config: RunConfig) -> None:
+    """An S3 Inventory report names the bucket its photos are in, and nothing lists that bucket: the
+    GPU jobs would be the first to find that the pipeline may not read it, each failing its shard.
+    One listing request says it here, in the first second (storage's AccessDenied names the fix)."""
+    if inventory.is_inventory(config.input):
+        next(iter(storage.list_files(inventory.read(config.input).root)), None)
+
+
 def _check_resume(stored: RunRecord, config: RunConfig) -> None:
     before = stored.get("config", {})
     for key in changed_results(before, config)[:1]:
@@ -137,6 +145,7 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
         "code_version": code_version(),
         "planned": False,
     }
+    _check_report_bucket(config)
     storage.write_json(layout.run_json, record)
     counts = PlanCounts(listed=0, not_images=0, skipped=0)
     entries: list[ImageEntry] = []
