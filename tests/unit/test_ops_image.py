@@ -60,6 +60,10 @@ def test_a_source_without_the_dockerfile_is_refused(tmp_path) -> None:
 @pytest.fixture
 def deployed(monkeypatch):
     with mock_aws():
+        # As the template makes it: tags are immutable.
+        boto3.client("ecr", region_name=REGION).create_repository(
+            repositoryName="wildlife-gpu", imageTagMutability="IMMUTABLE"
+        )
         create_stack(
             {outputs.ECR_REPOSITORY: REPOSITORY},
             parameters={"GpuImageTag": "build-000000000000", "InputBucketName": "photos"},
@@ -129,6 +133,56 @@ def test_dry_run_prints_the_commands_and_runs_nothing(deployed, capsys, monkeypa
     assert (
         out[3] == f"$ aws cloudformation update-stack --stack-name {STACK} --use-previous-template (GpuImageTag={tag})"
     )
+
+
+def in_ecr(tag: str) -> None:
+    """An image tagged ``tag`` in the stack's repository, as an earlier push left it."""
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}
+    boto3.client("ecr", region_name=REGION).put_image(
+        repositoryName="wildlife-gpu", imageManifest=json.dumps(manifest), imageTag=tag
+    )
+
+
+def stack_now() -> dict:
+    [stack] = boto3.client("cloudformation", region_name=REGION).describe_stacks(StackName=STACK)["Stacks"]
+    return stack
+
+
+def test_a_rerun_after_a_failed_stack_update_sets_the_pushed_tag_without_pushing_again(
+    deployed, fake_docker, capsys, monkeypatch
+) -> None:
+    # The commit's image was pushed, then the stack update failed: the tag is in ECR, not on the stack.
+    monkeypatch.setattr("wildlife.ops.image.version.checkout_commit", lambda root: "0123456789ab")
+    in_ecr("build-0123456789ab")
+
+    assert main(["deploy-image"]) == 0
+
+    assert not fake_docker.exists()  # no build, no login, no push (it would fail: the tag is immutable)
+    assert f"{REPOSITORY}:build-0123456789ab was pushed before" in capsys.readouterr().out
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack_now()["Parameters"]}
+    assert parameters["GpuImageTag"] == "build-0123456789ab"
+
+
+def test_a_stack_that_runs_the_tag_already_is_left_as_it_is(deployed, fake_docker, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("wildlife.ops.image.version.checkout_commit", lambda root: "000000000000")
+    in_ecr("build-000000000000")  # the fixture's stack runs it
+
+    assert main(["deploy-image"]) == 0
+
+    assert "runs GpuImageTag=build-000000000000 already: not updated" in capsys.readouterr().out
+    assert stack_now()["StackStatus"] == "CREATE_COMPLETE"  # no UpdateStack (CloudFormation would refuse it)
+
+
+def test_a_given_tag_that_is_in_ecr_already_is_refused(deployed, fake_docker, capsys) -> None:
+    in_ecr("v7")
+
+    assert main(["deploy-image", "--tag", "v7"]) == 1
+
+    assert capsys.readouterr().err == (
+        f"wildlife deploy-image: error: {REPOSITORY}:v7 exists already and tags are immutable: give another --tag,"
+        " or none (build-<commit>, which a rerun reuses)\n"
+    )
+    assert not fake_docker.exists()
 
 
 def test_a_failing_docker_command_is_one_line(deployed, fake_docker, capsys) -> None:

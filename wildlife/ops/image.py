@@ -20,6 +20,11 @@ image writes names as its code version.
 Tags are immutable in the repository (an image a job definition names can never change under it),
 so each push has a tag of its own: ``build-<commit>`` by default, ``build-<commit>-dirty-<UTC time>``
 for a checkout with uncommitted changes.
+
+Running it again is safe: after a push whose stack update failed, the commit's tag is already in
+the repository (pushing it again would fail: immutable), so it is not built or pushed again, only
+set on the stack; a stack that already runs the tag is left as it is. A tag given with ``--tag``
+that the repository holds already is refused: it names another build.
 """
 
 from __future__ import annotations
@@ -120,6 +125,21 @@ def _update_line(stack: Stack, tag: str) -> str:
     return f"{update} ({IMAGE_TAG_PARAMETER}={tag})"
 
 
+def pushed_already(aws: Aws, repository_uri: str, tag: str) -> bool:
+    """Whether the stack's ECR repository holds an image tagged ``tag``."""
+    from botocore.exceptions import ClientError
+
+    repository = repository_uri.split("/", 1)[1]
+    try:
+        aws.client("ecr").describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+            return False
+        with aws_errors(f"looking for {repository}:{tag} in ECR"):
+            raise
+    return True
+
+
 def use_image_tag(aws: Aws, stack: Stack, tag: str, *, emit: Callable[[str], None] = print) -> None:
     """Point the stack's job definitions at ``<repository>:<tag>``: set GpuImageTag, keep the rest.
 
@@ -129,9 +149,14 @@ def use_image_tag(aws: Aws, stack: Stack, tag: str, *, emit: Callable[[str], Non
     cloudformation = aws.client("cloudformation")
     with aws_errors(f"reading stack {stack.name}"):
         [described] = cloudformation.describe_stacks(StackName=stack.name)["Stacks"]
-    names = [p["ParameterKey"] for p in described.get("Parameters", [])]
+    values = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
+    names = list(values)
     if IMAGE_TAG_PARAMETER not in names:
         raise PipelineError(f"stack {stack.name} has no {IMAGE_TAG_PARAMETER} parameter: deploy the current template")
+    if values[IMAGE_TAG_PARAMETER] == tag:
+        # UpdateStack would refuse it ("No updates are to be performed"): there is nothing to do.
+        emit(f"stack {stack.name} runs {IMAGE_TAG_PARAMETER}={tag} already: not updated")
+        return
     parameters = [
         {"ParameterKey": name, "ParameterValue": tag}
         if name == IMAGE_TAG_PARAMETER
@@ -170,6 +195,7 @@ def deploy_image(
     Raises:
         DockerError: no ``docker`` on PATH, or a docker command failed.
     """
+    given_tag = tag
     tag = tag or default_tag(source)
     docker = which("docker")
     if docker is None and not dry_run:
@@ -178,6 +204,15 @@ def deploy_image(
         stack.ecr_repository_uri, tag, source, docker=docker or "docker", commit=version.checkout_commit(source)
     )
     steps = [("build", commands.build, None), ("login", commands.login, "ecr"), ("push", commands.push, None)]
+    if not dry_run and pushed_already(aws, stack.ecr_repository_uri, tag):
+        if given_tag is not None:
+            raise DockerError(
+                f"{commands.image} exists already and tags are immutable: give another --tag, or none "
+                "(build-<commit>, which a rerun reuses)"
+            )
+        # The same commit's image, pushed by an earlier run whose stack update did not finish.
+        emit(f"{commands.image} was pushed before (the same commit): not built or pushed again")
+        steps = []
     for name, command, stdin in steps:
         emit("$ " + " ".join(command) + ("  (password from ECR on stdin)" if stdin else ""))
         if dry_run:
