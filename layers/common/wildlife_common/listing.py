@@ -25,10 +25,8 @@ part, its rows read in the file's order, and a lister out of time hands on the r
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from wildlife_common import inventory, storage
 from wildlife_common.config import RunConfig
@@ -114,28 +112,8 @@ def split(root: str, *, target: int = TARGET_PARTS, max_depth: int = MAX_DEPTH) 
 
 def _subfolders(root: str, folder: str) -> list[str]:
     """The folders directly inside ``root + folder``, relative to ``root``, with their trailing slash."""
-    if storage.is_s3(root):
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket, key = storage.split_s3(root + folder)
-        pages = storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/")
-        found = []
-        try:
-            for number, page in enumerate(pages, 1):
-                found += [
-                    storage.relative(f"{storage.S3_SCHEME}{bucket}/{entry['Prefix']}", root)
-                    for entry in page.get("CommonPrefixes", [])
-                ]
-                if number == SPLIT_PAGES_PER_FOLDER:
-                    break
-        except (ClientError, BotoCoreError) as error:
-            raise storage.translate(error, "listing", root + folder) from error
-        return found
-    try:
-        entries = list(os.scandir(Path(root) / folder))
-    except OSError:
-        return []
-    return sorted(f"{folder}{entry.name}/" for entry in entries if entry.is_dir())
+    found = storage.list_folders(root + folder, max_pages=SPLIT_PAGES_PER_FOLDER)
+    return [storage.relative(uri, root) for uri in found]
 
 
 # Folders that hold no photos of the user's: thumbnails and indexes of file managers and NAS boxes

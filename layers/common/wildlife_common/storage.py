@@ -218,6 +218,35 @@ def list_input(uri: str, *, after: str = "", upto: str | None = None) -> tuple[s
     return as_folder(uri), list_files(uri, after=after, upto=upto)
 
 
+def list_folders(prefix: str, *, max_pages: int | None = None) -> list[str]:
+    """The folders directly inside a folder or S3 prefix, as URIs with a trailing slash, in order.
+
+    In S3, the CommonPrefixes of a listing with Delimiter "/": a page holds up to 1,000 entries,
+    files and folders together, so ``max_pages`` bounds the requests a folder of many files costs.
+    A missing or unreadable local folder has none.
+    """
+    if not is_s3(prefix):
+        try:
+            entries = list(os.scandir(Path(prefix)))
+        except OSError:
+            return []
+        # As found, not resolved: a folder that is a link stays below ``prefix``.
+        return sorted(entry.path + os.sep for entry in entries if entry.is_dir())
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(as_folder(prefix))
+    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/")
+    found: list[str] = []
+    try:
+        for number, page in enumerate(pages, 1):
+            found += [f"{S3_SCHEME}{bucket}/{entry['Prefix']}" for entry in page.get("CommonPrefixes", [])]
+            if number == max_pages:
+                break
+    except (ClientError, BotoCoreError) as error:
+        raise translate(error, "listing", prefix) from error
+    return found
+
+
 def _list_s3(prefix: str, after: str, upto: str | None) -> Iterator[FileInfo]:
     from botocore.exceptions import BotoCoreError, ClientError
 
