@@ -49,8 +49,9 @@ class StageStates:
 
 DETECTION = StageStates(("PlanDetection", "AssemblePlan"), "DetectShards", "run", "pending_images", "images")
 CLASSIFICATION = StageStates(("PlanClassification",), "ClassifyShards", "classification", "crops", "crops")
-LISTING = StageStates(DETECTION.plan_states, "ListInput", "run", "", "images", parts="key ranges")
-"""A new run's input listed in parallel: the plan names the ranges (``listing``), not yet the shards."""
+LISTING = StageStates(DETECTION.plan_states, "ListInput", "run", "", "images", parts="parts")
+"""A new run's input listed in parallel: the plan names its parts (``listing``: key ranges, or the data
+files of an S3 Inventory report), not yet the shards."""
 STAGES = (DETECTION, CLASSIFICATION)
 
 
@@ -64,7 +65,7 @@ class Plan:
 
     def __str__(self) -> str:
         if self.stage is LISTING:
-            return f"listing the input in {self.shards:,} key range{'' if self.shards == 1 else 's'}"
+            return f"listing the input in {self.shards:,} part{'' if self.shards == 1 else 's'}"
         items = "?" if self.items is None else f"{self.items:,}"
         return f"{items} {self.stage.unit} in {self.shards:,} shard{'' if self.shards == 1 else 's'}"
 

@@ -21,7 +21,7 @@ import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 from wildlife_common import inventory, storage
-from wildlife_common.errors import ConfigError, InputNotFound
+from wildlife_common.errors import AccessDenied, ConfigError, InputNotFound
 from wildlife_common.layout import RunLayout
 
 from tests.conftest import load_handler
@@ -35,6 +35,7 @@ handler = load_handler("plan_detection").lambda_handler
 ODD = ["cam 1/IMG 0001.JPG", "cam+2/a+b.jpg", "cam3/100% done.jpg", "cam3/x,y.jpg", 'cam3/"q".jpg', "Über/Wölfin.jpg"]
 PHOTOS = [f"cam{c}/IMG_{i:04d}.JPG" for c in range(4) for i in range(12)] + ODD
 OTHERS = ["notes.txt", ".thumbnails/t.jpg"]
+FOLDER = "cam9/"  # the console's "Create folder": an empty object the report lists, a listing skips
 REWRITTEN = "cam0/IMG_0003.JPG"  # written twice: the report lists both versions
 DELETED = "cam1/IMG_0000.JPG"  # deleted: the report lists its version and a delete marker
 MANIFEST = "s3://reports/inventory/traps/daily/2026-12-01T01-00Z/manifest.json"
@@ -59,6 +60,7 @@ def traps(s3) -> list[str]:
     s3.create_bucket(Bucket="reports")
     s3.put_bucket_versioning(Bucket="traps", VersioningConfiguration={"Status": "Enabled"})
     put_images(s3, "traps", PHOTOS + OTHERS)
+    s3.put_object(Bucket="traps", Key=FOLDER, Body=b"")
     s3.put_object(Bucket="traps", Key=REWRITTEN, Body=b"a second version")
     s3.delete_object(Bucket="traps", Key=DELETED)
     return sorted(k for k in PHOTOS if k != DELETED)
@@ -194,8 +196,8 @@ def test_a_report_plans_the_current_version_of_every_photo_once(
     rewritten = next(e for e in entries if e["image"] == REWRITTEN)
     assert rewritten["size"] == len(b"a second version")
     record = storage.read_json(layout.run_json)
-    # Older versions: REWRITTEN's first, DELETED's only one, and DELETED's delete marker.
-    assert record["counts"]["not_current"] == 3
+    # Older versions: REWRITTEN's first, DELETED's only one, and DELETED's delete marker; the folder.
+    assert record["counts"]["not_files"] == 4
     assert record["counts"]["not_images"] == 1 and record["counts"]["hidden"] == 1
     assert record["counts"]["listed"] == len(PHOTOS) - 1 + len(OTHERS)
     if in_parallel:
@@ -204,8 +206,13 @@ def test_a_report_plans_the_current_version_of_every_photo_once(
         assert "listing" not in record
 
 
-def test_a_data_file_that_outlasts_its_lister_goes_on_at_the_row_where_it_stopped(traps, s3) -> None:
-    write_report(s3, "CSV", files=1)
+@pytest.mark.parametrize("file_format", ["CSV", "Parquet", "ORC"])
+def test_a_data_file_that_outlasts_its_lister_goes_on_at_the_row_where_it_stopped(
+    traps, s3, monkeypatch, file_format
+) -> None:
+    write_report(s3, file_format, files=1)
+    # Parquet and ORC are read in batches: 5 rows each here, so lister rounds stop inside batches.
+    monkeypatch.setattr(inventory, "COLUMNAR_BATCH_ROWS", 5)
     context = ShortLivedContext()  # less than a minute left at every third check
 
     plan = plan_through_handler(handler, event(list_in_parallel_above=5, shard_size=4), context)
@@ -214,7 +221,7 @@ def test_a_data_file_that_outlasts_its_lister_goes_on_at_the_row_where_it_stoppe
     assert sorted(images) == traps and len(images) == len(set(images))
     record = storage.read_json(RunLayout(plan["run_uri"]).run_json)
     assert record["listing"]["parts"] == 1 and record["listing"]["rounds"] > 2
-    assert record["counts"]["not_current"] == 3
+    assert record["counts"]["not_files"] == 4
 
 
 def test_a_report_is_the_same_input_as_its_bucket_for_incremental_runs(traps, s3, lambda_context, tmp_path) -> None:
@@ -292,3 +299,40 @@ def test_a_run_on_a_report_without_etags_fails_in_planning_with_the_fix(traps, s
 
     with pytest.raises(ConfigError, match="Add them to the inventory configuration's additional fields"):
         handler(event(), lambda_context)
+
+
+def test_materialize_never_reads_the_report(traps, s3, lambda_context) -> None:
+    """Deployed, Materialize may not read the report's bucket, and a lifecycle rule may have deleted
+    the report by then: the run's index of processed images is keyed on the bucket all the same."""
+    from wildlife_common.layout import index_folder
+    from wildlife_common.materialize import materialize
+    from wildlife_common.provenance import input_id
+
+    from tests.helpers import commit_detection_shard
+
+    write_report(s3, "CSV")
+    plan = plan_through_handler(handler, event(list_in_parallel_above=5), lambda_context)
+    layout = RunLayout(plan["run_uri"])
+    for ref in storage.read_json(layout.plan_json):
+        commit_detection_shard(layout, ref["shard"], {})
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="reports"):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket="reports", Key=obj["Key"])
+
+    result = materialize(plan["run_uri"])
+
+    assert result["images"] == len(traps)
+    index = index_folder("s3://pipeline/", input_id("s3://traps/"))
+    assert [f.uri.rsplit("/", 1)[1] for f in storage.list_files(index)] == ["from-report.parquet"]
+
+
+def test_a_report_the_pipeline_may_not_read_names_the_setting_to_fix(s3, monkeypatch) -> None:
+    def denied(uri: str) -> bytes:
+        raise AccessDenied(f"access denied reading {uri} (AccessDenied)")
+
+    monkeypatch.setattr(storage, "read_bytes", denied)
+
+    with pytest.raises(AccessDenied) as error:
+        inventory.read(MANIFEST)
+
+    assert "bucket 'reports' (deployed: the stack's InventoryBucketName parameter" in str(error.value)

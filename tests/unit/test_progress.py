@@ -105,6 +105,27 @@ def test_the_shard_total_is_the_plans_while_the_map_run_is_still_reading_its_ite
     assert "/2" not in stream.getvalue()
 
 
+def test_a_new_run_listed_in_parts_shows_the_parts_then_the_plan_assembled_from_them() -> None:
+    list_run = "arn:aws:states:us-east-1:123456789012:mapRun:pipeline/ListInput:1"
+    listing = {"run": {"run_uri": "s3://pipeline/runs/r1/", "shard_count": 0, "listing": {"part_count": 3, "round": 1}}}
+    history = History().add("ExecutionStarted", 0, input="{}")
+    history.state("Task", "PlanDetection", 0, 2, listing)
+    history.add("MapStateEntered", 2, name="ListInput", input="{}").add("MapRunStarted", 2, mapRunArn=list_run)
+
+    progress = read_progress(history.events, lambda arn: map_run(3, succeeded=1, running=2))
+
+    # Key ranges of a folder, or the data files of an S3 Inventory report: parts, either way.
+    assert [str(s.plan) for s in progress.steps if s.plan] == ["listing the input in 3 parts"]
+    stream = io.StringIO()
+    LiveView(stream).update(Snapshot("RUNNING", progress, images_done=0, at=T0 + timedelta(seconds=5)))
+    assert "  ListInput: 1/3 parts" in stream.getvalue().splitlines()
+
+    history.add("MapRunSucceeded", 9).add("MapStateExited", 9, name="ListInput", output="{}")
+    history.state("Task", "AssemblePlan", 9, 10, PLAN)
+    progress = read_progress(history.events, lambda arn: map_run(3, succeeded=3))
+    assert [str(s.plan) for s in progress.steps if s.plan][-1] == "6,000 images in 3 shards"
+
+
 def test_a_map_before_its_plan_is_read_has_no_total_rather_than_a_partial_one() -> None:
     history = History().add("ExecutionStarted", 0).add("MapStateEntered", 1, name="DetectShards", input="{}")
     history.add("MapRunStarted", 1, mapRunArn=DETECT_RUN)

@@ -15,8 +15,9 @@ What the format holds (Amazon S3 User Guide, "Amazon S3 Inventory"):
   "+" and a "+" as "%2B" (``unquote_plus``).
 - Parquet and ORC files name their columns in snake case (bucket, key, size, e_tag, is_latest,
   is_delete_marker); keys are as they are. Both are read with pyarrow, which the layer carries.
-- A report of all versions also lists older versions and delete markers: only the current version
-  of each key is a photo to read (``not_current`` in the counts).
+- A report of all versions also lists older versions and delete markers, and any report lists the
+  console's folder placeholders (keys ending in "/", which a listing skips): none is a photo to read
+  (``not_files`` in the counts).
 - Size and ETag are optional fields of a report; a run needs both (the ETag tells a changed photo
   from the one an earlier run read), so a report without them is refused with the fix.
 """
@@ -26,13 +27,14 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 from wildlife_common import storage
-from wildlife_common.errors import ConfigError, InputNotFound
+from wildlife_common.errors import AccessDenied, ConfigError, InputNotFound
 from wildlife_common.records import PlanCounts
 
 MANIFEST_NAME = "manifest.json"
@@ -48,7 +50,7 @@ COLUMNAR_BATCH_ROWS = 65_536
 
 def is_inventory(uri: str) -> bool:
     """Whether a run's input names an S3 Inventory report (its ``manifest.json``), not a folder."""
-    return uri.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] == MANIFEST_NAME
+    return uri.replace("\\", "/").rsplit("/", 1)[-1] == MANIFEST_NAME
 
 
 def input_root(input_uri: str) -> str:
@@ -86,20 +88,20 @@ class Inventory:
     def objects(self, part: DataFile | None, counts: PlanCounts) -> Iterator[storage.FileInfo]:
         """The current objects of one data file (after its first ``after_row`` rows), or of all.
 
-        Older versions and delete markers are counted as ``not_current``; every row read is either
-        that or a file yielded, so ``after_row`` plus both counts is where a lister stopped.
+        Older versions, delete markers and folder placeholders are counted as ``not_files``; every row
+        read is either that or a file yielded, so ``after_row`` plus both counts is where a lister stopped.
         """
         parts = [part] if part is not None else [DataFile(uri) for uri in self.files]
         for each in parts:
             for key, size, etag, current in self._rows(each):
-                if not current:
-                    counts["not_current"] = counts.get("not_current", 0) + 1
+                if not current or key.endswith("/"):
+                    counts["not_files"] = counts.get("not_files", 0) + 1
                     continue
                 yield storage.FileInfo(f"{self.root}{key}", size, etag.strip('"'))
 
     def _rows(self, part: DataFile) -> Iterator[tuple[str, int, str, bool]]:
         """(key, size, ETag, whether it is the current version) of each row after ``part.after_row``."""
-        data = storage.read_bytes(part.uri)
+        data = _read_report_file(part.uri)
         if self.file_format == "CSV":
             return _csv_rows(data, self.csv_columns, part.after_row)
         return _columnar_rows(data, self.file_format, part.after_row, part.uri)
@@ -113,7 +115,7 @@ def read(uri: str) -> Inventory:
         ConfigError: it is not an inventory manifest, or the report lacks a column a run needs.
     """
     try:
-        manifest = storage.read_json(uri)
+        manifest = json.loads(_read_report_file(uri))
     except FileNotFoundError as error:
         raise InputNotFound(f"no such S3 Inventory manifest: {uri}") from error
     except ValueError as error:
@@ -142,6 +144,19 @@ def read(uri: str) -> Inventory:
     destination = str(manifest["destinationBucket"]).rsplit(":", 1)[-1]
     files = tuple(f"{storage.S3_SCHEME}{destination}/{entry['key']}" for entry in manifest["files"])
     return Inventory(uri, str(manifest["sourceBucket"]), file_format, columns, files)
+
+
+def _read_report_file(uri: str) -> bytes:
+    """A file of the report (its manifest or a data file); access denied names the setting to fix."""
+    try:
+        return storage.read_bytes(uri)
+    except AccessDenied as error:
+        bucket = storage.split_s3(uri)[0]
+        raise AccessDenied(
+            f"access denied reading the S3 Inventory report's {uri}: the pipeline's role needs read access to "
+            f"bucket {bucket!r} (deployed: the stack's InventoryBucketName parameter, or InputBucketName when "
+            "the reports are in the input bucket), and use of its KMS key if the report is encrypted with one"
+        ) from error
 
 
 def _schema_names(schema: str) -> set[str]:
@@ -182,8 +197,9 @@ def _columnar_rows(data: bytes, file_format: str, after_row: int, uri: str) -> I
         if seen + batch.num_rows <= after_row:  # a whole batch before where this part goes on
             seen += batch.num_rows
             continue
-        batch = batch.slice(max(0, after_row - seen))
+        start = max(0, after_row - seen)  # rows of this batch listed before
         seen += batch.num_rows
+        batch = batch.slice(start)
         names = set(batch.schema.names)
         column = {
             field: batch.column(name).to_pylist() if name in names else None for field, name in COLUMNAR_COLUMNS.items()

@@ -44,7 +44,7 @@ from wildlife_common.records import (
     PlanCounts,
     Stage,
 )
-from wildlife_common.run_folder import load_run
+from wildlife_common.run_folder import input_root, load_run
 
 log = logging.getLogger(__name__)
 
@@ -210,13 +210,13 @@ def write_shards(
     return refs, None
 
 
-def processed_images(config: RunConfig, part: KeyRange | DataFile) -> ProcessedImages | None:
+def processed_images(config: RunConfig, part: KeyRange | DataFile, root: str) -> ProcessedImages | None:
     """The images earlier runs on the same input processed, for an incremental run (else None):
     only those in the key range ``part``, so that a lister holds only its range's part of the index.
-    A data file of an inventory may hold any key: its lister reads the whole index."""
+    A data file of an inventory may hold any key: its lister reads the whole index. ``root``: the
+    run's ``input_root``, which names the index."""
     if not config.incremental:
         return None
-    root = inventory.input_root(config.input)
     # The index holds URIs, [start, stop): after (exclusive, so a superset) up to upto itself
     # (upto + "\0" is the first string above it). The whole input (and a single photo's) reads it all.
     keys = part if isinstance(part, KeyRange) else KeyRange()
@@ -233,10 +233,10 @@ def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]
     Stops after a full shard when fewer than ``STOP_BEFORE_TIMEOUT_S`` seconds are left; AssemblePlan
     then lists the rest of the range in the next round. Writes the same files every time it runs.
     """
-    config, layout, _ = load_run(run_uri)
+    config, layout, record = load_run(run_uri)
     rows = DataFile(part["file"], part.get("after_row", 0)) if "file" in part else None
     keys = rows or KeyRange(part["after"], part["upto"])
-    processed = processed_images(config, keys)
+    processed = processed_images(config, keys, input_root(record, config))
     counts = PlanCounts(listed=0, not_images=0, skipped=0)
     shards, next_after = write_shards(
         config,
@@ -254,8 +254,8 @@ def list_part(run_uri: str, part: ListingPart, seconds_left: Callable[[], float]
         "next_after": next_after,
         "next_shard": part["first_shard"] + len(shards),
     }
-    if rows is not None:  # every row read was a file listed or an older version (inventory.objects)
-        found["next_row"] = rows.after_row + counts["listed"] + counts.get("not_current", 0)
+    if rows is not None:  # every row read was a file listed or a row of no file (inventory.objects)
+        found["next_row"] = rows.after_row + counts["listed"] + counts.get("not_files", 0)
     storage.write_json(layout.part_listed(part["part"], part["round"]), found, intermediate=True)
     if next_after is not None:
         log.info("range %d: out of time after %s; the next round lists the rest", part["part"], next_after)

@@ -48,7 +48,14 @@ from wildlife_common.records import (
     StageTiming,
     Summary,
 )
-from wildlife_common.run_folder import committed_classifications, committed_detections, load_run, now, read_plan
+from wildlife_common.run_folder import (
+    committed_classifications,
+    committed_detections,
+    input_root,
+    load_run,
+    now,
+    read_plan,
+)
 from wildlife_common.schema import DETECTION_SCHEMA, SPECIES_COLUMNS
 from wildlife_common.speciesnet_output import SpeciesNetWriter
 
@@ -255,9 +262,7 @@ def materialize(run_uri: str) -> MaterializeResult:
         parquet_path = Path(work, "detections.parquet")
         md_path = Path(work, "megadetector.json")
         sn_path = Path(work, "speciesnet.json")
-        index = IndexWriter(
-            config.output or "", input_id(inventory.input_root(config.input)), config.run_id or "", work
-        )
+        index = IndexWriter(config.output or "", input_id(input_root(record, config)), config.run_id or "", work)
         writer = pq.ParquetWriter(parquet_path, DETECTION_SCHEMA, compression="zstd")
         with (
             md_path.open("w") as md_stream,
@@ -451,9 +456,14 @@ def _cost(
 def _message(config: RunConfig, tally: Tally, failed: list[FailedShard], counts: PlanCounts) -> str:
     """One sentence a person reads first in the summary."""
     if not tally.images:
+        where = (
+            f"in the S3 Inventory report {config.input}"
+            if inventory.is_inventory(config.input)
+            else (f"under {config.input}")
+        )
         if counts.get("skipped"):
-            return f"nothing new under {config.input}: all {counts['skipped']} images were processed by earlier runs"
-        return f"no images found under {config.input}"
+            return f"nothing new {where}: all {counts['skipped']} images were processed by earlier runs"
+        return f"no images found {where}"
     below = tally.with_detections - tally.images_above_threshold
     text = (
         f"{tally.images} images: {tally.images_above_threshold} with detections at or above "

@@ -82,12 +82,12 @@ def _check_models(config: RunConfig) -> None:
             raise ConfigError(f"{key} not found: {uri}")
 
 
-def _check_report_bucket(config: RunConfig) -> None:
+def _check_report_bucket(config: RunConfig, root: str) -> None:
     """An S3 Inventory report names the bucket its photos are in, and nothing lists that bucket: the
     GPU jobs would be the first to find that the pipeline may not read it, each failing its shard.
     One listing request says it here, in the first second (storage's AccessDenied names the fix)."""
     if inventory.is_inventory(config.input):
-        next(iter(storage.list_files(inventory.read(config.input).root)), None)
+        next(iter(storage.list_files(root)), None)
 
 
 def _check_resume(stored: RunRecord, config: RunConfig) -> None:
@@ -144,8 +144,9 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
         "created": now(),
         "code_version": code_version(),
         "planned": False,
+        "input_root": inventory.input_root(config.input),
     }
-    _check_report_bucket(config)
+    _check_report_bucket(config, record["input_root"])
     storage.write_json(layout.run_json, record)
     counts = PlanCounts(listed=0, not_images=0, skipped=0)
     entries: list[ImageEntry] = []
@@ -160,7 +161,7 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
         return _split_listing(config, layout)
     # Only now the index of processed images, when the input is known to be listed here: a large
     # incremental input is split instead, and each lister reads its own part of the index.
-    if (processed := listing.processed_images(config, whole)) is not None:
+    if (processed := listing.processed_images(config, whole, record["input_root"])) is not None:
         new = [entry for entry in entries if not processed.contains(entry["uri"], entry["etag"])]
         counts["skipped"] += len(entries) - len(new)
         entries = new

@@ -95,8 +95,9 @@ class PlanCounts(TypedDict):
     """Images processed by earlier runs on the same input (incremental runs)."""
     hidden: NotRequired[int]
     """Files in hidden or system folders, or in the run's own output folder inside the input: not read."""
-    not_current: NotRequired[int]
-    """Rows of an S3 Inventory report of all versions for older versions and delete markers: not photos now."""
+    not_files: NotRequired[int]
+    """Rows of an S3 Inventory report that are no file of the bucket now: older versions and delete
+    markers (a report of all versions), and the console's folder placeholders (keys ending in "/")."""
     images: NotRequired[int]
     """Images planned; set once the listing is done."""
 
@@ -176,6 +177,10 @@ class RunRecord(TypedDict):
     resumed: NotRequired[list[str]]
     """When the run was started again, one time per resume."""
     listing: NotRequired[ListingRecord]
+    input_root: NotRequired[str]
+    """The folder image paths are relative to, which names the index of processed images: the input
+    folder, or an S3 Inventory report's bucket. Recorded when the run is planned, so that no later step
+    reads the report (Materialize may not). Runs planned before it was recorded had folder inputs."""
 
 
 class DetectionPlan(TypedDict):

@@ -27,6 +27,11 @@ def load_run(run_uri: str) -> tuple[RunConfig, RunLayout, RunRecord]:
     return parse_config(record["config"]), layout, record
 
 
+def input_root(record: RunRecord, config: RunConfig) -> str:
+    """The folder a planned run's image paths are relative to (``RunRecord.input_root``)."""
+    return record.get("input_root") or storage.as_folder(config.input)
+
+
 def read_plan(layout: RunLayout) -> list[DetectionShard]:
     """Every detection shard of the run, in order."""
     return cast(list[DetectionShard], storage.read_json(layout.plan_json))
