@@ -727,9 +727,19 @@ def test_each_job_reads_only_what_it_needs_and_the_input_key_only_when_given(res
         assert "InputBucketName" in reads(role) and "/models/*" in reads(role)
     assert "InputBucketName" not in reads("MaterializeJobRole") and "/models/" not in reads("MaterializeJobRole")
     assert "InputBucketName" not in reads("MaterializeFunction")
-    decrypts = [(n, st) for n, st in iam_statements(resources) if "kms:Decrypt" in as_list(st["Action"])]
-    assert {n for n, _ in decrypts} == {"DetectJobRole", "ClassifyJobRole"}
-    assert all(st["Resource"] == {"Ref": "InputKmsKeyArn"} for _, st in decrypts)
+    decrypts = [(n, st["Resource"]) for n, st in iam_statements(resources) if "kms:Decrypt" in as_list(st["Action"])]
+    # The photos' key for the jobs that read photos; an S3 Inventory report's key for the planner,
+    # which alone reads reports.
+    assert sorted(decrypts) == [
+        ("ClassifyJobRole", {"Ref": "InputKmsKeyArn"}),
+        ("DetectJobRole", {"Ref": "InputKmsKeyArn"}),
+        ("PlanDetectionFunction", {"Ref": "InventoryKmsKeyArn"}),
+    ]
+    [planner] = [p for p in resources["PlanDetectionFunction"]["Properties"]["Policies"] if "Statement" in p]
+    conditional = [st["Fn::If"] for st in planner["Statement"] if "Fn::If" in st]
+    assert conditional == [["HasInventoryKey", conditional[0][1], {"Ref": "AWS::NoValue"}]]
+    assert "InventoryBucketName" in reads("PlanDetectionFunction")
+    assert "InventoryBucketName" not in reads("DetectJobRole") + reads("MaterializeFunction")
     for role in ("DetectJobRole", "ClassifyJobRole"):
         [policy] = resources[role]["Properties"]["Policies"]
         conditional = [st["Fn::If"] for st in policy["PolicyDocument"]["Statement"] if "Fn::If" in st]
@@ -782,6 +792,12 @@ def test_jobs_cannot_reach_the_instance_role_through_the_metadata_service(resour
             ["", "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
             ["alias/photos"],
         ),
+        (
+            "InventoryKmsKeyArn",
+            ["", "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            ["alias/reports"],
+        ),
+        ("InventoryBucketName", ["", "my-inventory-reports"], ["s3://reports", "Reports"]),
     ],
 )
 def test_free_form_parameters_refuse_what_would_fail_later(template, parameter, accepted, refused):
