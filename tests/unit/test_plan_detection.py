@@ -261,6 +261,31 @@ def test_hidden_and_system_folders_and_our_own_output_are_not_photos(tmp_path, l
     ]  # the output folder stays out even then
 
 
+def test_one_s3_object_given_as_the_input_is_a_run_of_that_photo(s3, detector, lambda_context) -> None:
+    put_images(s3, "traps", ["cam1/IMG_1.JPG", "cam1/IMG_2.JPG", "cam1/IMG_2.JPG.bak/x.jpg"])
+
+    plan = handler(event(input="s3://traps/cam1/IMG_2.JPG"), lambda_context)
+
+    assert plan["images"] == 1
+    layout = RunLayout(plan["run_uri"])
+    [image] = storage.read_json(layout.shard_manifest("stage1", "00000"))["images"]
+    head = s3.head_object(Bucket="traps", Key="cam1/IMG_2.JPG")
+    assert image == {
+        "uri": "s3://traps/cam1/IMG_2.JPG",
+        "image": "IMG_2.JPG",
+        "size": head["ContentLength"],
+        "etag": head["ETag"].strip('"'),
+    }
+
+
+def test_an_s3_photo_that_is_not_there_is_taken_as_a_folder_and_has_no_images(s3, detector, lambda_context) -> None:
+    put_images(s3, "traps", ["cam1/IMG_1.JPG"])
+
+    plan = handler(event(input="s3://traps/cam1/IMG_9.JPG"), lambda_context)
+
+    assert plan["images"] == 0 and plan["shard_count"] == 0
+
+
 def test_one_image_given_as_the_input_is_a_run_of_that_photo(tmp_path, lambda_context) -> None:
     from wildlife_common.planning import plan_detection
 

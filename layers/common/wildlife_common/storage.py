@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from wildlife_common.errors import AccessDenied, InputNotFound, StorageUnavailable
+from wildlife_common.images import is_image
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +209,31 @@ def list_files(prefix: str, *, after: str = "", upto: str | None = None) -> Iter
 def list_input(uri: str, *, after: str = "", upto: str | None = None) -> tuple[str, Iterator[FileInfo]]:
     """A run's input: the folder its image paths are relative to, and its files (``list_files``).
 
-    One local file given as the input is a folder of one: its own folder is the root, so the table
-    names the photo by its file name, as it would for the folder. It is never split into ranges.
+    One photo given as the input (a local file, or an S3 object named with an image's extension)
+    is a folder of one: its own folder is the root, so the table names the photo by its file name,
+    as it would for the folder. It is never split into ranges.
     """
     if not is_s3(uri) and Path(uri).expanduser().is_file():
         path = Path(uri).expanduser().resolve()
         stat = path.stat()
         return as_folder(str(path.parent)), iter([FileInfo(str(path), stat.st_size, local_etag(stat))])
+    if is_s3(uri) and is_image(uri) and (photo := _object_info(uri)) is not None:
+        return uri.rsplit("/", 1)[0] + "/", iter([photo])
     return as_folder(uri), list_files(uri, after=after, upto=upto)
+
+
+def _object_info(uri: str) -> FileInfo | None:
+    """An S3 object's size and ETag (HeadObject), or None when there is no such object."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(uri)
+    try:
+        head = s3_client().head_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError) as error:
+        if _code(error) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise translate(error, "checking", uri) from error
+    return FileInfo(uri, head["ContentLength"], head["ETag"].strip('"'))
 
 
 def list_folders(prefix: str, *, max_pages: int | None = None) -> list[str]:
@@ -449,14 +467,5 @@ def write_json(uri: str, value: Any, *, intermediate: bool = False) -> None:
 def exists(uri: str) -> bool:
     """Whether a file or S3 object exists."""
     if is_s3(uri):
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket, key = split_s3(uri)
-        try:
-            s3_client().head_object(Bucket=bucket, Key=key)
-            return True
-        except (ClientError, BotoCoreError) as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise translate(error, "checking", uri) from error
+        return _object_info(uri) is not None
     return Path(uri).exists()
