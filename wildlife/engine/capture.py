@@ -29,38 +29,41 @@ def _target() -> TextIO | None:
 
 
 class _RoutedStream(io.TextIOBase):
-    """A text stream that writes to the current thread's log file, or else to a fallback stream.
+    """A text stream that writes to the current thread's log file, or else to a fallback stream
+    (None: what other threads write is dropped).
 
-    One instance per name lives for the whole process: Powertools keeps the ``sys.stdout`` it saw
+    ``STDOUT`` and ``STDERR`` live for the whole process: Powertools keeps the ``sys.stdout`` it saw
     when a handler module was imported, so that object must stay the router across engine runs.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, fallback: TextIO | None) -> None:
         self.name = name
-        self.fallback: TextIO = getattr(sys, f"__{name}__")
+        self.fallback = fallback
 
-    def _stream(self) -> TextIO:
+    def _stream(self) -> TextIO | None:
         return _target() or self.fallback
 
     def write(self, text: str) -> int:
-        return self._stream().write(text)
+        stream = self._stream()
+        return stream.write(text) if stream is not None else len(text)
 
     def flush(self) -> None:
-        self._stream().flush()
+        if (stream := self._stream()) is not None:
+            stream.flush()
 
     def writable(self) -> bool:
         return True
 
     def isatty(self) -> bool:
-        return _target() is None and self.fallback.isatty()
+        return _target() is None and self.fallback is not None and self.fallback.isatty()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.fallback, "encoding", "utf-8")
 
 
-STDOUT = _RoutedStream("stdout")
-STDERR = _RoutedStream("stderr")
+STDOUT = _RoutedStream("stdout", sys.__stdout__)
+STDERR = _RoutedStream("stderr", sys.__stderr__)
 
 
 class _RoutedLogHandler(logging.Handler):
@@ -81,25 +84,6 @@ class _RoutedLogHandler(logging.Handler):
             self.handleError(record)
 
 
-class _LogStream(io.TextIOBase):
-    """A text stream that writes to the current thread's log file, or else to the engine's (or nowhere)."""
-
-    def __init__(self, engine_log: TextIO | None) -> None:
-        self.engine_log = engine_log
-
-    def write(self, text: str) -> int:
-        stream = _target() or self.engine_log
-        return stream.write(text) if stream is not None else len(text)
-
-    def flush(self) -> None:
-        stream = _target() or self.engine_log
-        if stream is not None:
-            stream.flush()
-
-    def writable(self) -> bool:
-        return True
-
-
 def _route_library_handlers(engine_log: TextIO | None) -> list[tuple[logging.StreamHandler, TextIO]]:
     """Point library loggers' own handlers that write to the terminal where the root logger's records go.
 
@@ -114,7 +98,7 @@ def _route_library_handlers(engine_log: TextIO | None) -> list[tuple[logging.Str
     terminal = {
         id(s) for router in (STDOUT, STDERR) for s in (router, router.fallback, getattr(sys, f"__{router.name}__"))
     }
-    to_log = _LogStream(engine_log)
+    to_log = _RoutedStream("engine log", engine_log)
     loggers = [item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)]
     changed = []
     for logger in loggers:
@@ -157,7 +141,7 @@ def routed_output(engine_log: Path | None = None) -> Iterator[None]:
         root.removeHandler(handler)
         root.setLevel(level)
         for library_handler, stream in library_handlers:
-            if isinstance(library_handler.stream, _LogStream):
+            if library_handler.stream not in (STDOUT, STDERR) and isinstance(library_handler.stream, _RoutedStream):
                 library_handler.setStream(stream)
         sys.stdout, sys.stderr, STDOUT.fallback, STDERR.fallback = saved
         if engine_file is not None:
