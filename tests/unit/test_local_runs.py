@@ -105,3 +105,23 @@ def test_the_list_is_newest_first_and_filters_by_status(tmp_path: Path) -> None:
     assert [run.run_id for run in list_local_runs(str(tmp_path), limit=2)] == ["new", "mid"]
     assert [run.run_id for run in list_local_runs(str(tmp_path), limit=20, status=INCOMPLETE)] == ["new", "bare"]
     assert list_local_runs(str(tmp_path / "nothing here"), limit=20) == []
+
+
+def test_a_short_list_reads_the_summaries_of_its_runs_only(tmp_path: Path, monkeypatch) -> None:
+    # An --out folder of a year of nightly runs: the newest two are found by their run.json alone.
+    for day in range(1, 29):
+        write_run(
+            tmp_path,
+            f"night-{day:02d}",
+            created=f"2026-11-{day:02d}T03:00:00+00:00",
+            finished="2026-11-30T00:00:00+00:00",
+        )
+    read: list[str] = []
+    original = storage.read_json
+    monkeypatch.setattr(storage, "read_json", lambda uri: read.append(uri) or original(uri))
+
+    runs = list_local_runs(str(tmp_path), limit=2)
+
+    assert [run.run_id for run in runs] == ["night-28", "night-27"]
+    assert sum(uri.endswith("summary.json") for uri in read) == 2
+    assert list_local_runs(str(tmp_path), limit=0) == []

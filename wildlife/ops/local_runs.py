@@ -119,13 +119,18 @@ def _since(when: dt.datetime | None, started: dt.datetime | None) -> bool:
     return when is None or started is None or when >= started
 
 
+def _started(record: RunRecord | dict[str, Any]) -> dt.datetime | None:
+    """When the run's latest attempt started: its last resume, or its creation."""
+    return _time((record.get("resumed") or [record.get("created")])[-1])
+
+
 def read_local_run(out: str, run_id: str) -> LocalRun:
     """What the run folder's files say: status, times and image counts."""
     layout = RunLayout.for_run(out, run_id)
     record = cast(RunRecord, _read(layout.run_json) or {})  # none yet: stopped before planning began
     summary = cast(Summary | None, _read(layout.summary_json))
     failure = cast(Failure | None, _read(layout.failure_json))
-    started = _time((record.get("resumed") or [record.get("created")])[-1])
+    started = _started(record)
     finished = _time(summary.get("finished")) if summary else None
     failed = _time(failure.get("failed")) if failure else None
     current_summary = summary is not None and _since(finished, started)
@@ -178,8 +183,19 @@ def list_local_runs(out: str, *, limit: int, status: str | None = None) -> list[
     folder = Path(runs_folder(out))
     if not folder.is_dir():
         return []
-    runs = [read_local_run(out, child.name) for child in folder.iterdir() if child.is_dir()]
-    runs = [run for run in runs if status is None or run.status == status]
+    if limit < 1:
+        return []
     oldest = dt.datetime.min.replace(tzinfo=dt.UTC)  # a folder whose run.json is missing sorts last
-    runs.sort(key=lambda run: (run.started or oldest, run.run_id), reverse=True)
-    return runs[:limit]
+
+    def newest_first(run_id: str) -> tuple[dt.datetime, str]:
+        return _started(_read(RunLayout.for_run(out, run_id).run_json) or {}) or oldest, run_id
+
+    # Ordered by run.json alone; summaries and failures are read only for the runs listed.
+    runs: list[LocalRun] = []
+    for run_id in sorted((child.name for child in folder.iterdir() if child.is_dir()), key=newest_first, reverse=True):
+        run = read_local_run(out, run_id)
+        if status is None or run.status == status:
+            runs.append(run)
+            if len(runs) == limit:
+                break
+    return runs
