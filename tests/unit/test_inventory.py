@@ -246,6 +246,11 @@ def test_a_report_is_the_same_input_as_its_bucket_for_incremental_runs(traps, s3
         assert sorted(planned_images(plan)) == [k for k in traps if not k.startswith("cam0/")]
 
 
+def test_a_manifest_json_file_is_a_report_and_a_folder_of_that_name_is_not() -> None:
+    assert inventory.is_inventory(MANIFEST) and inventory.is_inventory("/home/me/reports/manifest.json")
+    assert not inventory.is_inventory("s3://traps/manifest.json/") and not inventory.is_inventory("s3://traps/")
+
+
 def test_keys_are_decoded_as_s3_encodes_them() -> None:
     # Form encoding: a space is "+", a plus "%2B"; slashes may come encoded or not.
     data = gzip.compress(b'"traps","a+b%2Bc%2Fd/%C3%BC%25.jpg","7","abc"\n')

@@ -276,6 +276,17 @@ def test_one_s3_object_given_as_the_input_is_a_run_of_that_photo(s3, detector, l
         "size": head["ContentLength"],
         "etag": head["ETag"].strip('"'),
     }
+    # The same input as its folder for incremental runs: a run on cam1/ skips the photo once it is done.
+    assert storage.read_json(layout.run_json)["input_root"] == "s3://traps/cam1/"
+
+
+def test_a_bucket_named_like_a_photo_is_a_bucket(s3, detector, lambda_context) -> None:
+    s3.create_bucket(Bucket="traps.jpg")
+    put_images(s3, "traps.jpg", ["cam1/IMG_1.JPG"])
+
+    plan = handler(event(input="s3://traps.jpg"), lambda_context)
+
+    assert plan["images"] == 1
 
 
 def test_an_s3_photo_that_is_not_there_is_taken_as_a_folder_and_has_no_images(s3, detector, lambda_context) -> None:

@@ -55,8 +55,9 @@ def is_inventory(uri: str) -> bool:
 
 def input_root(input_uri: str) -> str:
     """The folder a run's image paths are relative to, which also names its index of processed images
-    (``provenance.input_id``): an inventory's source bucket, else the input folder."""
-    return read(input_uri).root if is_inventory(input_uri) else storage.as_folder(input_uri)
+    (``provenance.input_id``): an inventory's source bucket, else the input folder (a photo's own
+    folder when the input is one photo, so that runs on the folder skip it once it is done)."""
+    return read(input_uri).root if is_inventory(input_uri) else storage.list_input(input_uri)[0]
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def _read_report_file(uri: str) -> bytes:
         raise AccessDenied(
             f"access denied reading the S3 Inventory report's {uri}: the pipeline's role needs read access to "
             f"bucket {bucket!r} (deployed: the stack's InventoryBucketName parameter, or InputBucketName when "
-            "the reports are in the input bucket), and use of its KMS key if the report is encrypted with one"
+            "the reports are in the input bucket), and, for a report encrypted with SSE-KMS, use of its key "
+            "(InventoryKmsKeyArn)"
         ) from error
 
 

@@ -179,8 +179,8 @@ class RunRecord(TypedDict):
     listing: NotRequired[ListingRecord]
     input_root: NotRequired[str]
     """The folder image paths are relative to, which names the index of processed images: the input
-    folder, or an S3 Inventory report's bucket. Recorded when the run is planned, so that no later step
-    reads the report (Materialize may not). Runs planned before it was recorded had folder inputs."""
+    folder (a photo's folder, for one photo), or an S3 Inventory report's bucket. Recorded when the run
+    is planned, so that no later step reads the report (Materialize may not)."""
 
 
 class DetectionPlan(TypedDict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import cast
 
-from wildlife_common import storage
+from wildlife_common import inventory, storage
 from wildlife_common.config import RunConfig, parse_config
 from wildlife_common.layout import RunLayout
 from wildlife_common.records import ClassificationDone, DetectionDone, DetectionShard, RunRecord, ShardDone, Stage
@@ -28,8 +28,9 @@ def load_run(run_uri: str) -> tuple[RunConfig, RunLayout, RunRecord]:
 
 
 def input_root(record: RunRecord, config: RunConfig) -> str:
-    """The folder a planned run's image paths are relative to (``RunRecord.input_root``)."""
-    return record.get("input_root") or storage.as_folder(config.input)
+    """The folder a planned run's image paths are relative to (``RunRecord.input_root``), found
+    again for a run planned before it was recorded."""
+    return record.get("input_root") or inventory.input_root(config.input)
 
 
 def read_plan(layout: RunLayout) -> list[DetectionShard]:

@@ -217,7 +217,7 @@ def list_input(uri: str, *, after: str = "", upto: str | None = None) -> tuple[s
         path = Path(uri).expanduser().resolve()
         stat = path.stat()
         return as_folder(str(path.parent)), iter([FileInfo(str(path), stat.st_size, local_etag(stat))])
-    if is_s3(uri) and is_image(uri) and (photo := _object_info(uri)) is not None:
+    if is_s3(uri) and split_s3(uri)[1] and is_image(uri) and (photo := _object_info(uri)) is not None:
         return uri.rsplit("/", 1)[0] + "/", iter([photo])
     return as_folder(uri), list_files(uri, after=after, upto=upto)
 
