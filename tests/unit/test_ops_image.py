@@ -185,6 +185,36 @@ def test_a_given_tag_that_is_in_ecr_already_is_refused(deployed, fake_docker, ca
     assert not fake_docker.exists()
 
 
+def test_a_role_that_may_not_describe_images_builds_and_pushes_as_before(
+    deployed, fake_docker, capsys, monkeypatch
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from wildlife.ops.aws import Aws
+
+    def denied(**_: object) -> tuple[AWSResponse, dict]:
+        error = {"Code": "AccessDeniedException", "Message": "not authorized to perform: ecr:DescribeImages"}
+        return AWSResponse("https://ecr", 400, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    client = Aws.client
+
+    def without_describe_images(self: Aws, service: str) -> object:
+        made = client(self, service)
+        if service == "ecr":
+            made.meta.events.register("before-call.ecr.DescribeImages", denied)
+        return made
+
+    monkeypatch.setattr(Aws, "client", without_describe_images)
+
+    assert main(["deploy-image", "--tag", "v8"]) == 0
+
+    calls = [json.loads(line) for line in fake_docker.read_text().splitlines()]
+    assert [call["args"][0] for call in calls] == ["build", "login", "push"]
+    out = capsys.readouterr().out
+    assert "warning: looking for wildlife-gpu:v8 in ECR: AccessDeniedException" in out
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack_now()["Parameters"]}["GpuImageTag"] == "v8"
+
+
 def test_a_failing_docker_command_is_one_line(deployed, fake_docker, capsys) -> None:
     script = fake_docker.parent / "bin" / "docker"
     script.write_text(script.read_text() + "sys.exit(3 if sys.argv[1] == 'push' else 0)\n")

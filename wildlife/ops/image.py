@@ -41,7 +41,7 @@ from typing import Any
 from wildlife_common.errors import PipelineError
 
 from wildlife import version
-from wildlife.ops.aws import Aws, aws_errors
+from wildlife.ops.aws import Aws, AwsError, aws_errors, error_code
 from wildlife.ops.stack import Stack
 from wildlife.paths import checkout_root
 
@@ -125,18 +125,28 @@ def _update_line(stack: Stack, tag: str) -> str:
     return f"{update} ({IMAGE_TAG_PARAMETER}={tag})"
 
 
-def pushed_already(aws: Aws, repository_uri: str, tag: str) -> bool:
-    """Whether the stack's ECR repository holds an image tagged ``tag``."""
+def pushed_already(aws: Aws, repository_uri: str, tag: str, *, emit: Callable[[str], None] = print) -> bool:
+    """Whether the stack's ECR repository holds an image tagged ``tag``.
+
+    A role that may push but not DescribeImages gets False (with a warning): the build and push then
+    go on as they did before this check, and an immutable tag pushed twice fails in docker push.
+    """
     from botocore.exceptions import ClientError
 
-    repository = repository_uri.split("/", 1)[1]
+    registry, repository = repository_uri.split("/", 1)
     try:
-        aws.client("ecr").describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ImageNotFoundException":
-            return False
         with aws_errors(f"looking for {repository}:{tag} in ECR"):
-            raise
+            aws.client("ecr").describe_images(
+                registryId=registry.split(".", 1)[0], repositoryName=repository, imageIds=[{"imageTag": tag}]
+            )
+    except AwsError as error:
+        code = error_code(error.__cause__) if isinstance(error.__cause__, ClientError) else ""
+        if code == "ImageNotFoundException":
+            return False
+        if code in ("AccessDeniedException", "AccessDenied"):
+            emit(f"warning: {error}; building and pushing without checking whether {tag} is there")
+            return False
+        raise
     return True
 
 
@@ -153,8 +163,10 @@ def use_image_tag(aws: Aws, stack: Stack, tag: str, *, emit: Callable[[str], Non
     names = list(values)
     if IMAGE_TAG_PARAMETER not in names:
         raise PipelineError(f"stack {stack.name} has no {IMAGE_TAG_PARAMETER} parameter: deploy the current template")
-    if values[IMAGE_TAG_PARAMETER] == tag:
-        # UpdateStack would refuse it ("No updates are to be performed"): there is nothing to do.
+    status = described.get("StackStatus", "")
+    if values[IMAGE_TAG_PARAMETER] == tag and status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+        # UpdateStack would refuse it ("No updates are to be performed"): there is nothing to do. An
+        # update still in progress (a rerun after Ctrl-C) is not done yet: UpdateStack then says so.
         emit(f"stack {stack.name} runs {IMAGE_TAG_PARAMETER}={tag} already: not updated")
         return
     parameters = [
@@ -204,7 +216,7 @@ def deploy_image(
         stack.ecr_repository_uri, tag, source, docker=docker or "docker", commit=version.checkout_commit(source)
     )
     steps = [("build", commands.build, None), ("login", commands.login, "ecr"), ("push", commands.push, None)]
-    if not dry_run and pushed_already(aws, stack.ecr_repository_uri, tag):
+    if not dry_run and pushed_already(aws, stack.ecr_repository_uri, tag, emit=emit):
         if given_tag is not None:
             raise DockerError(
                 f"{commands.image} exists already and tags are immutable: give another --tag, or none "
