@@ -789,8 +789,12 @@ def test_jobs_cannot_reach_the_instance_role_through_the_metadata_service(resour
         ("SecurityGroupIds", ["", "sg-0123abcd"], ["sg-", "default"]),
         (
             "InputKmsKeyArn",
-            ["", "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
-            ["alias/photos"],
+            [
+                "",
+                "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",  # multi-Region
+            ],
+            ["alias/photos", "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234"],
         ),
         (
             "InventoryKmsKeyArn",

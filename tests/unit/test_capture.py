@@ -46,3 +46,20 @@ def test_a_library_logger_with_its_own_terminal_handler_writes_to_the_logs_while
     assert (tmp_path / "engine.log").read_text() == "from a reader thread\n"
     assert terminal.getvalue() == "after the run\n"
     assert handler.stream is terminal
+
+
+def test_a_handler_stream_replaced_while_output_is_routed_is_left_as_it_was_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    library = logging.getLogger("test_capture.replaced")
+    handler = logging.StreamHandler(sys.stdout)
+    library.addHandler(handler)
+    elsewhere = io.StringIO()
+    try:
+        with routed_output(tmp_path / "engine.log"):
+            handler.setStream(elsewhere)  # the library (or the user's code) points it somewhere of its own
+    finally:
+        library.removeHandler(handler)
+
+    assert handler.stream is elsewhere

@@ -84,7 +84,9 @@ class _RoutedLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def _route_library_handlers(engine_log: TextIO | None) -> list[tuple[logging.StreamHandler, TextIO]]:
+def _route_library_handlers(
+    engine_log: TextIO | None,
+) -> tuple[_RoutedStream, list[tuple[logging.StreamHandler, TextIO]]]:
     """Point library loggers' own handlers that write to the terminal where the root logger's records go.
 
     ultralytics' logger (and yolov5's) does not propagate to the root logger: it has a StreamHandler
@@ -92,8 +94,8 @@ def _route_library_handlers(engine_log: TextIO | None) -> list[tuple[logging.Str
     when ``wildlife run`` loads the models before the engine starts, or a router when a job imported
     it. Either way its records would reach the screen: a router sends the GPU task's reader threads,
     which decode the images and so meet the damaged ones, to the terminal. Handlers of the root
-    logger are left alone: ``_RoutedLogHandler`` already puts its records in the logs. Returns each
-    changed handler with the stream to give back.
+    logger are left alone: ``_RoutedLogHandler`` already puts its records in the logs. Returns the
+    stream they now hold, and each changed handler with the stream to give back.
     """
     terminal = {
         id(s) for router in (STDOUT, STDERR) for s in (router, router.fallback, getattr(sys, f"__{router.name}__"))
@@ -106,7 +108,7 @@ def _route_library_handlers(engine_log: TextIO | None) -> list[tuple[logging.Str
             if isinstance(handler, logging.StreamHandler) and id(handler.stream) in terminal:
                 changed.append((handler, handler.stream))
                 handler.setStream(to_log)
-    return changed
+    return to_log, changed
 
 
 @contextlib.contextmanager
@@ -128,7 +130,7 @@ def routed_output(engine_log: Path | None = None) -> Iterator[None]:
     if sys.stderr is not STDERR:
         STDERR.fallback = sys.stderr
     sys.stdout, sys.stderr = STDOUT, STDERR
-    library_handlers = _route_library_handlers(engine_file)
+    to_log, library_handlers = _route_library_handlers(engine_file)
     root = logging.getLogger()
     handler = _RoutedLogHandler(engine_file)
     root.addHandler(handler)
@@ -141,7 +143,7 @@ def routed_output(engine_log: Path | None = None) -> Iterator[None]:
         root.removeHandler(handler)
         root.setLevel(level)
         for library_handler, stream in library_handlers:
-            if library_handler.stream not in (STDOUT, STDERR) and isinstance(library_handler.stream, _RoutedStream):
+            if library_handler.stream is to_log:  # unless something else replaced it meanwhile
                 library_handler.setStream(stream)
         sys.stdout, sys.stderr, STDOUT.fallback, STDERR.fallback = saved
         if engine_file is not None:
