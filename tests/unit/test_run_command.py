@@ -199,3 +199,27 @@ def test_help_texts_are_plain_text_without_source_markup(capsys: pytest.CaptureF
         main([command, "--help"])
     shown = capsys.readouterr().out
     assert "``" not in shown and f"wildlife {command}" in shown
+
+
+def test_with_s3_models_ultralytics_is_imported_before_the_engine_routes_library_output(monkeypatch) -> None:
+    """Its logger's handler must exist when the engine starts, which points such handlers at the run's
+    logs (tests/unit/test_capture.py); local models are loaded then anyway."""
+    import io
+
+    import wildlife_gpu.detector
+
+    from wildlife.commands import run
+
+    calls: list[str] = []
+    monkeypatch.setattr(wildlife_gpu.detector, "import_ultralytics", lambda: calls.append("import ultralytics"))
+    monkeypatch.setattr(run, "_load_models", lambda config: calls.append(f"load {config['detector']}"))
+    screen = io.StringIO()
+
+    run._prepare_models({"detector": "s3://models/md_v1000.pt"}, screen)
+    run._prepare_models({"detector": "/models/detector.pt"}, screen)
+
+    assert calls == ["import ultralytics", "load /models/detector.pt"]
+    assert screen.getvalue().splitlines() == [
+        "loading torch and ultralytics...",
+        "loading the models (detector.pt) with torch...",
+    ]

@@ -170,6 +170,24 @@ def _load_models(config: dict[str, Any]) -> None:
         raise UsageError(str(error)) from error
 
 
+def _prepare_models(config: dict[str, Any], stream: Any) -> None:
+    """Load local models before the engine starts (``_load_models``). s3:// models are read inside the
+    engine (from moto or the real S3), but their library is imported now all the same: ultralytics
+    logs through a handler it makes at import, and the engine points such handlers at the run's logs
+    when it starts; made later, inside a job, it would write the image readers' warnings on the screen."""
+    if storage.is_s3(config["detector"]):
+        from wildlife_gpu.detector import import_ultralytics
+
+        print("loading torch and ultralytics...", file=stream, flush=True)
+        import_ultralytics()
+        return
+    models = [Path(config["detector"]).name]
+    if config.get("classifier") and not config.get("detection_only"):
+        models.append(Path(config["classifier"]).name)
+    print(f"loading the models ({', '.join(models)}) with torch...", file=stream, flush=True)
+    _load_models(config)
+
+
 def _check_out(out: Path) -> None:
     """--out must be a folder this user can write: said in the first second, before any model loads."""
     if out.exists() and not out.is_dir():
@@ -308,12 +326,7 @@ def run(args: argparse.Namespace) -> int:
     checkout = checkout_root()
     if not os.environ.get(version.ENV) and checkout and (commit := version.checkout_commit(checkout)):
         os.environ[version.ENV] = commit
-    if not storage.is_s3(config["detector"]):  # s3:// models are read inside the engine (moto or real S3)
-        models = [Path(config["detector"]).name]
-        if config.get("classifier") and not config.get("detection_only"):
-            models.append(Path(config["classifier"]).name)
-        print(f"loading the models ({', '.join(models)}) with torch...", file=stream, flush=True)
-        _load_models(config)
+    _prepare_models(config, stream)
     print("starting the local engine (state machine, Lambdas, Batch queue)...", file=stream, flush=True)
     from wildlife.engine.local import LocalEngine
 
