@@ -109,7 +109,9 @@ def lister_case(rows: int, file_format: str, data: Path) -> dict[str, Any]:
     fake.objects[(REPORTS, report["files"][0]["key"])] = data
     raw = {"input": f"s3://{REPORTS}/{MANIFEST_KEY}", "detector": f"s3://{PIPELINE}/{DETECTOR_KEY}"}
     config, layout = planning.resolve_run(raw, RUN_ID, f"s3://{PIPELINE}/")
-    storage.write_json(layout.run_json, {"run_id": RUN_ID, "config": config.to_dict(), "planned": False})
+    # As PlanDetection records a new run, the bucket the report lists included (listers read it there).
+    record = {"run_id": RUN_ID, "config": config.to_dict(), "planned": False, "input_root": f"s3://{BUCKET}/"}
+    storage.write_json(layout.run_json, record)
     part: Any = {
         "part": 0,
         "round": 1,

@@ -490,7 +490,8 @@ def plan_case(keys: int, *, index: Path | None, stub: bool, profile: Path | None
         folder = index_folder(f"s3://{PIPELINE}/", input_id(storage.as_folder(f"s3://{BUCKET}/")))
         fake.objects[storage.split_s3(storage.join(folder, "earlier-run.parquet"))] = index
     config, layout = planning.resolve_run(_config(incremental=bool(index)), RUN_ID, f"s3://{PIPELINE}/")
-    storage.write_json(layout.run_json, {"run_id": RUN_ID, "config": config.to_dict(), "planned": False})
+    record = {"run_id": RUN_ID, "config": config.to_dict(), "planned": False, "input_root": f"s3://{BUCKET}/"}
+    storage.write_json(layout.run_json, record)
     whole: Any = {"part": 0, "round": 1, "after": "", "upto": None, "first_shard": 0, "shard_prefix": ""}
     profiler = cProfile.Profile() if profile else None
     with measured(fake) as figures:
