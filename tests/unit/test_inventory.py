@@ -341,3 +341,42 @@ def test_a_report_the_pipeline_may_not_read_names_the_setting_to_fix(s3, monkeyp
         inventory.read(MANIFEST)
 
     assert "bucket 'reports' (deployed: the stack's InventoryBucketName parameter" in str(error.value)
+
+
+def test_a_star_for_the_reports_folder_reads_the_newest_report_found_when_the_run_is_planned(
+    traps, s3, lambda_context
+) -> None:
+    """A schedule's input cannot name tonight's folder: ``.../daily/*/manifest.json`` does."""
+    from tests.unit.test_plan_in_parallel import planned_images
+
+    older = "s3://reports/inventory/traps/daily/2026-11-30T01-00Z/manifest.json"
+    write_report(s3, "CSV")  # 2026-12-01T01-00Z: the newest complete report
+    storage.write_json(older, {**storage.read_json(MANIFEST), "files": []})  # an older one, listing nothing
+    s3.put_object(Bucket="reports", Key="inventory/traps/daily/hive/dt=2026-12-01-01-00/symlink.txt", Body=b"")
+    newest = "s3://reports/inventory/traps/daily/*/manifest.json"
+    assert inventory.resolve(newest) == MANIFEST and inventory.resolve(MANIFEST) == MANIFEST
+
+    first = handler(event(input=newest, list_in_parallel_above=5), lambda_context)
+    # A report that arrives while the run is listed is not this run's: its listers read the one found.
+    later = "s3://reports/inventory/traps/daily/2026-12-02T01-00Z/manifest.json"
+    storage.write_json(later, {**storage.read_json(MANIFEST), "files": []})
+    layout = RunLayout(first["run_uri"])
+    for part in storage.read_json(layout.listing_json(1)):
+        handler({"step": "list_part", "run_uri": first["run_uri"], "part": part}, lambda_context)
+    plan = handler({"step": "assemble", "run": first}, lambda_context)
+
+    assert sorted(planned_images(plan)) == traps
+    record = storage.read_json(layout.run_json)
+    assert record["report"] == MANIFEST and record["config"]["input"] == newest
+    assert record["input_root"] == "s3://traps/"
+
+
+def test_a_star_where_no_report_is_yet_is_one_line(s3) -> None:
+    s3.create_bucket(Bucket="reports")
+    s3.put_object(Bucket="reports", Key="inventory/traps/daily/data/0.csv.gz", Body=b"")
+
+    with pytest.raises(
+        InputNotFound,
+        match=r"no S3 Inventory report \(a folder with manifest.json\) in s3://reports/inventory/traps/daily/$",
+    ):
+        inventory.resolve("s3://reports/inventory/traps/daily/*/manifest.json")

@@ -125,7 +125,7 @@ def _check_input(uri: str) -> None:
     an S3 Inventory report's manifest.json is checked as the planner reads it."""
     if inventory.is_inventory(uri):
         try:
-            inventory.read(uri)
+            inventory.read(inventory.resolve(uri))
         except PipelineError as error:
             raise UsageError(str(error)) from error
         return
@@ -293,7 +293,8 @@ def _s3_buckets(config: dict[str, Any]) -> set[str]:
     """Buckets of the input and models: read from the real S3, while the engine's own calls stay in moto."""
     uris = [config.get(key) for key in ("input", "detector", "classifier", "classifier_labels")]
     if isinstance(config.get("input"), str) and inventory.is_inventory(config["input"]):
-        report = inventory.read(config["input"])  # its photos' bucket, and the one its data files are in
+        # Its photos' bucket, and the one its data files are in.
+        report = inventory.read(inventory.resolve(config["input"]))
         uris += [report.root, *report.files]
     return {storage.split_s3(uri)[0] for uri in uris if isinstance(uri, str) and storage.is_s3(uri)}
 

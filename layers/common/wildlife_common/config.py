@@ -67,7 +67,8 @@ class RunConfig:
     input: str = setting(
         "",
         "Where the images are: s3://bucket/prefix/, a local folder, or an S3 Inventory report's manifest.json "
-        "(s3://.../YYYY-MM-DDTHH-MMZ/manifest.json: its bucket's photos, read from the report, not listed).",
+        "(s3://.../YYYY-MM-DDTHH-MMZ/manifest.json: its bucket's photos, read from the report, not listed; "
+        "s3://.../*/manifest.json: the newest report).",
         changes_results=True,
     )
     detector: str = setting(

@@ -38,6 +38,9 @@ from wildlife_common.errors import AccessDenied, ConfigError, InputNotFound
 from wildlife_common.records import PlanCounts
 
 MANIFEST_NAME = "manifest.json"
+# In place of a report's folder (``.../config-ID/*/manifest.json``): the newest report of that
+# inventory configuration, so that a schedule's fixed input reads tonight's report.
+NEWEST = "*"
 
 # The columns a run reads, by their names in CSV's fileSchema and in Parquet and ORC files.
 CSV_COLUMNS = {"key": "Key", "size": "Size", "etag": "ETag", "latest": "IsLatest", "marker": "IsDeleteMarker"}
@@ -58,6 +61,25 @@ def input_root(input_uri: str) -> str:
     (``provenance.input_id``): an inventory's source bucket, else the input folder (a photo's own
     folder when the input is one photo, so that runs on the folder skip it once it is done)."""
     return read(input_uri).root if is_inventory(input_uri) else storage.list_input(input_uri)[0]
+
+
+def resolve(uri: str) -> str:
+    """The manifest a report input names: itself, or for ``.../config-ID/*/manifest.json`` the newest.
+
+    S3 names a report's folder by the time it began (``YYYY-MM-DDTHH-MMZ``), so the newest is the
+    greatest name of a folder that holds a manifest.json (``data/`` and ``hive/`` hold none; a report
+    still being delivered has none yet: S3 writes the manifest after the data files).
+
+    Raises:
+        InputNotFound: no folder there holds a report.
+    """
+    parent, _, rest = uri.replace("\\", "/").rpartition(f"/{NEWEST}/")
+    if rest != MANIFEST_NAME:
+        return uri
+    for folder in sorted(storage.list_folders(parent + "/"), reverse=True):
+        if storage.exists(folder + MANIFEST_NAME):
+            return folder + MANIFEST_NAME
+    raise InputNotFound(f"no S3 Inventory report (a folder with {MANIFEST_NAME}) in {parent}/")
 
 
 @dataclass(frozen=True)

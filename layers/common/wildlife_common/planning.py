@@ -15,6 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, cast
 
 from wildlife_common import inventory, listing, speciesnet, storage
@@ -144,8 +145,11 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
         "created": now(),
         "code_version": code_version(),
         "planned": False,
-        "input_root": inventory.input_root(config.input),
     }
+    if inventory.is_inventory(config.input):  # found once: later steps read run.json's (load_run)
+        record["report"] = inventory.resolve(config.input)
+        config = replace(config, input=record["report"])
+    record["input_root"] = inventory.input_root(config.input)
     _check_report_bucket(config, record["input_root"])
     storage.write_json(layout.run_json, record)
     counts = PlanCounts(listed=0, not_images=0, skipped=0)

@@ -177,6 +177,10 @@ class RunRecord(TypedDict):
     resumed: NotRequired[list[str]]
     """When the run was started again, one time per resume."""
     listing: NotRequired[ListingRecord]
+    report: NotRequired[str]
+    """The S3 Inventory report a run reads: the manifest.json its input names, or the newest one when
+    the input names ``*`` for the report's folder (``inventory.resolve``), found once when the run is
+    planned, so that its listers and a resume read the same report however many come after it."""
     input_root: NotRequired[str]
     """The folder image paths are relative to, which names the index of processed images: the input
     folder (a photo's folder, for one photo), or an S3 Inventory report's bucket. Recorded when the run

@@ -7,6 +7,7 @@ a run got (the planners, materialize, RecordFailure, the GPU task).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import cast
 
 from wildlife_common import inventory, storage
@@ -24,7 +25,9 @@ def load_run(run_uri: str) -> tuple[RunConfig, RunLayout, RunRecord]:
     """The configuration, layout and record of a planned run."""
     layout = RunLayout(storage.as_folder(run_uri))
     record = cast(RunRecord, storage.read_json(layout.run_json))
-    return parse_config(record["config"]), layout, record
+    config = parse_config(record["config"])
+    # The config as given; what its input was found to be when the run was planned.
+    return (replace(config, input=record["report"]) if "report" in record else config), layout, record
 
 
 def input_root(record: RunRecord, config: RunConfig) -> str:
