@@ -357,9 +357,12 @@ def test_a_star_for_the_reports_folder_reads_the_newest_report_found_when_the_ru
     assert inventory.resolve(newest) == MANIFEST and inventory.resolve(MANIFEST) == MANIFEST
 
     first = handler(event(input=newest, list_in_parallel_above=5), lambda_context)
-    # A report that arrives while the run is listed is not this run's: its listers read the one found.
+    # A report that arrives while the run is listed is not this run's: its listers, and PlanDetection
+    # run again (a retry), read the one found first. The later one names another bucket.
     later = "s3://reports/inventory/traps/daily/2026-12-02T01-00Z/manifest.json"
-    storage.write_json(later, {**storage.read_json(MANIFEST), "files": []})
+    storage.write_json(later, {**storage.read_json(MANIFEST), "sourceBucket": "pipeline"})
+    assert inventory.resolve(newest) == later
+    first = handler(event(input=newest, list_in_parallel_above=5), lambda_context)
     layout = RunLayout(first["run_uri"])
     for part in storage.read_json(layout.listing_json(1)):
         handler({"step": "list_part", "run_uri": first["run_uri"], "part": part}, lambda_context)
@@ -368,7 +371,14 @@ def test_a_star_for_the_reports_folder_reads_the_newest_report_found_when_the_ru
     assert sorted(planned_images(plan)) == traps
     record = storage.read_json(layout.run_json)
     assert record["report"] == MANIFEST and record["config"]["input"] == newest
+    first_shard = storage.read_json(layout.shard_manifest("stage1", storage.read_json(layout.plan_json)[0]["shard"]))
+    assert first_shard["input"] == MANIFEST and first_shard["images"][0]["uri"].startswith("s3://traps/")
     assert record["input_root"] == "s3://traps/"
+
+
+def test_a_star_for_a_bucket_is_refused() -> None:
+    with pytest.raises(ConfigError, match="stands for a report's folder, not for a bucket"):
+        inventory.resolve("s3://*/manifest.json")
 
 
 def test_a_star_where_no_report_is_yet_is_one_line(s3) -> None:

@@ -76,6 +76,8 @@ def resolve(uri: str) -> str:
     parent, _, rest = uri.replace("\\", "/").rpartition(f"/{NEWEST}/")
     if rest != MANIFEST_NAME:
         return uri
+    if storage.is_s3(uri) and storage.split_s3(uri)[0] in ("", NEWEST):
+        raise ConfigError(f"{uri}: {NEWEST!r} stands for a report's folder, not for a bucket")
     for folder in sorted(storage.list_folders(parent + "/"), reverse=True):
         if storage.exists(folder + MANIFEST_NAME):
             return folder + MANIFEST_NAME

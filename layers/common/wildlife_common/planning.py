@@ -129,14 +129,14 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         record: RunRecord = {**stored, "config": config.to_dict(), "resumed": [*stored.get("resumed", []), now()]}
         log.info("resuming run %s: %d of %d shards committed", config.run_id, len(done), len(plan))
     else:
-        return _plan_new_run(config, layout)
+        return _plan_new_run(config, layout, stored)
 
     storage.write_json(layout.shards_json(Stage.DETECTION), pending, intermediate=True)
     storage.write_json(layout.run_json, record)
     return _detection_plan(config, layout, pending, counts, _shard_reference(layout, Stage.DETECTION))
 
 
-def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
+def _plan_new_run(config: RunConfig, layout: RunLayout, stored: RunRecord | None) -> DetectionPlan:
     """A new run: record it and list its input here, or, past ``list_in_parallel_above`` files,
     split it into key ranges for the ListInput Map to list in parallel."""
     record: RunRecord = {
@@ -147,7 +147,9 @@ def _plan_new_run(config: RunConfig, layout: RunLayout) -> DetectionPlan:
         "planned": False,
     }
     if inventory.is_inventory(config.input):  # found once: later steps read run.json's (load_run)
-        record["report"] = inventory.resolve(config.input)
+        # A run whose planning did not finish (a retried PlanDetection) keeps the report it found.
+        earlier = stored.get("report") if stored and not changed_results(stored.get("config", {}), config) else None
+        record["report"] = earlier or inventory.resolve(config.input)
         config = replace(config, input=record["report"])
     record["input_root"] = inventory.input_root(config.input)
     _check_report_bucket(config, record["input_root"])
