@@ -25,6 +25,7 @@ part, its rows read in the file's order, and a lister out of time hands on the r
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -140,9 +141,12 @@ def images(
     # What the pipeline itself writes, when that lies inside the input: the output folder, or its run
     # and index folders when the output is the input folder itself.
     ours = [own] if own != root and own.startswith(root) else [root + "runs/", root + "index/"] if own == root else []
+    # Every file listed is below root, a folder ending in its separator: the path below it is a slice.
+    # (storage.relative checks and resolves root again for each file: 15 µs a local file.)
+    cut = len(root)
     for info in files:
         counts["listed"] += 1
-        relative = storage.relative(info.uri, root)
+        relative = info.uri[cut:] if os.sep == "/" else info.uri[cut:].replace(os.sep, "/")
         if any(info.uri.startswith(prefix) for prefix in ours) or (skip_hidden and is_hidden(relative)):
             counts["hidden"] = counts.get("hidden", 0) + 1
             continue
