@@ -206,6 +206,33 @@ def test_a_report_plans_the_current_version_of_every_photo_once(
         assert "listing" not in record
 
 
+def test_a_report_larger_than_planning_lists_is_split_without_reading_its_data_files(
+    traps, s3, lambda_context, monkeypatch
+) -> None:
+    write_report(s3, "CSV")
+    read: list[str] = []
+    original = storage.read_bytes
+    monkeypatch.setattr(storage, "read_bytes", lambda uri: read.append(uri) or original(uri))
+
+    # 5 rows at most listed here, and the data files hold far more than 5 x 20 bytes.
+    first = handler(event(list_in_parallel_above=5), lambda_context)
+
+    assert first["listing"]["part_count"] == 3
+    assert [uri for uri in read if "/data/" in uri] == []  # each lister reads its own file, once
+    assert sum(uri == MANIFEST for uri in read) == 1  # and PlanDetection the manifest, once
+
+
+def test_the_newest_report_is_looked_for_in_report_folders_only(traps, s3) -> None:
+    write_report(s3, "CSV")
+    s3.put_object(Bucket="reports", Key="inventory/traps/daily/hive/dt=2026-12-01-01-00/symlink.txt", Body=b"")
+    looked: list[str] = []
+    original = storage.exists
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage, "exists", lambda uri: looked.append(uri) or original(uri))
+        assert inventory.resolve("s3://reports/inventory/traps/daily/*/manifest.json") == MANIFEST
+    assert looked == [MANIFEST]  # not data/ or hive/, which sort after the dates
+
+
 @pytest.mark.parametrize("file_format", ["CSV", "Parquet", "ORC"])
 def test_a_data_file_that_outlasts_its_lister_goes_on_at_the_row_where_it_stopped(
     traps, s3, monkeypatch, file_format

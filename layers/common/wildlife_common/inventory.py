@@ -67,8 +67,9 @@ def resolve(uri: str) -> str:
     """The manifest a report input names: itself, or for ``.../config-ID/*/manifest.json`` the newest.
 
     S3 names a report's folder by the time it began (``YYYY-MM-DDTHH-MMZ``), so the newest is the
-    greatest name of a folder that holds a manifest.json (``data/`` and ``hive/`` hold none; a report
-    still being delivered has none yet: S3 writes the manifest after the data files).
+    greatest such name of a folder that holds a manifest.json (a report still being delivered has none
+    yet: S3 writes the manifest after the data files). ``data/`` and ``hive/``, beside them, are not
+    reports: names that do not start with a year are not looked into.
 
     Raises:
         InputNotFound: no folder there holds a report.
@@ -78,7 +79,8 @@ def resolve(uri: str) -> str:
         return uri
     if storage.is_s3(uri) and storage.split_s3(uri)[0] in ("", NEWEST):
         raise ConfigError(f"{uri}: {NEWEST!r} stands for a report's folder, not for a bucket")
-    for folder in sorted(storage.list_folders(parent + "/"), reverse=True):
+    folders = [f for f in storage.list_folders(parent + "/") if f.rstrip("/").rsplit("/", 1)[-1][:1].isdigit()]
+    for folder in sorted(folders, reverse=True):
         if storage.exists(folder + MANIFEST_NAME):
             return folder + MANIFEST_NAME
     raise InputNotFound(f"no S3 Inventory report (a folder with {MANIFEST_NAME}) in {parent}/")
@@ -104,6 +106,8 @@ class Inventory:
     """CSV only: the columns of every row, in order (fileSchema)."""
     files: tuple[str, ...]
     """The data files' URIs, in the manifest's order."""
+    size: int
+    """The data files' bytes, all together, as the manifest gives them."""
 
     @property
     def root(self) -> str:
@@ -168,7 +172,8 @@ def read(uri: str) -> Inventory:
     # "arn:aws:s3:::bucket" (or another partition's ARN): the bucket is what follows the last colon.
     destination = str(manifest["destinationBucket"]).rsplit(":", 1)[-1]
     files = tuple(f"{storage.S3_SCHEME}{destination}/{entry['key']}" for entry in manifest["files"])
-    return Inventory(uri, str(manifest["sourceBucket"]), file_format, columns, files)
+    size = sum(int(entry.get("size") or 0) for entry in manifest["files"])
+    return Inventory(uri, str(manifest["sourceBucket"]), file_format, columns, files, size)
 
 
 def _read_report_file(uri: str) -> bytes:

@@ -129,12 +129,17 @@ def is_hidden(relative_path: str) -> bool:
 
 
 def images(
-    config: RunConfig, part: KeyRange | DataFile, processed: ProcessedImages | None, counts: PlanCounts
+    config: RunConfig,
+    part: KeyRange | DataFile,
+    processed: ProcessedImages | None,
+    counts: PlanCounts,
+    report: inventory.Inventory | None = None,
 ) -> Iterator[ImageEntry]:
     """The images of one part of the input as manifest entries, skipping files that are not images
     or were done before, hidden and system folders (unless include_hidden), and the run's own output
-    folder when it lies inside the input (a local run's crops would otherwise come back as photos)."""
-    root, files, one_photo = _files(config, part, counts)
+    folder when it lies inside the input (a local run's crops would otherwise come back as photos).
+    ``report``: the input's S3 Inventory report when the caller has read it already."""
+    root, files, one_photo = _files(config, part, counts, report)
     # One image given as the input is taken as given, hidden or not.
     skip_hidden = not config.include_hidden and not one_photo
     own = storage.as_folder(config.output) if config.output else ""
@@ -160,11 +165,11 @@ def images(
 
 
 def _files(
-    config: RunConfig, part: KeyRange | DataFile, counts: PlanCounts
+    config: RunConfig, part: KeyRange | DataFile, counts: PlanCounts, report: inventory.Inventory | None
 ) -> tuple[str, Iterator[storage.FileInfo], bool]:
     """The folder image paths are relative to, the part's files, and whether the input is one photo."""
-    if inventory.is_inventory(config.input):
-        report = inventory.read(config.input)
+    if report is not None or inventory.is_inventory(config.input):
+        report = report or inventory.read(config.input)
         return report.root, report.objects(part if isinstance(part, DataFile) else None, counts), False
     assert isinstance(part, KeyRange)
     root, files = storage.list_input(config.input, after=part.after, upto=part.upto)

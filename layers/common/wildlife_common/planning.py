@@ -83,12 +83,11 @@ def _check_models(config: RunConfig) -> None:
             raise ConfigError(f"{key} not found: {uri}")
 
 
-def _check_report_bucket(config: RunConfig, root: str) -> None:
+def _check_report_bucket(report: inventory.Inventory) -> None:
     """An S3 Inventory report names the bucket its photos are in, and nothing lists that bucket: the
     GPU jobs would be the first to find that the pipeline may not read it, each failing its shard.
     One listing request says it here, in the first second (storage's AccessDenied names the fix)."""
-    if inventory.is_inventory(config.input):
-        next(iter(storage.list_files(root)), None)
+    next(iter(storage.list_files(report.root)), None)
 
 
 def _check_resume(stored: RunRecord, config: RunConfig) -> None:
@@ -98,6 +97,12 @@ def _check_resume(stored: RunRecord, config: RunConfig) -> None:
             f"run {config.run_id} already exists with {key}={before[key]!r}; "
             f"resume it with the same setting or start a new run_id"
         )
+
+
+# Fewer bytes than any report row measured takes (bench/RESULTS.md: 29.5 in gzipped CSV, 42.9 in Parquet,
+# with Size, LastModifiedDate and ETag): a report whose data files hold more than list_in_parallel_above
+# times this many bytes has more rows than PlanDetection lists, and is split without reading any.
+REPORT_BYTES_PER_ROW = 20
 
 
 def plan_detection(raw_config: Any, execution_name: str | None, default_output: str | None) -> DetectionPlan:
@@ -146,25 +151,29 @@ def _plan_new_run(config: RunConfig, layout: RunLayout, stored: RunRecord | None
         "code_version": code_version(),
         "planned": False,
     }
+    report = None
     if inventory.is_inventory(config.input):  # found once: later steps read run.json's (load_run)
         # A run whose planning did not finish (a retried PlanDetection) keeps the report it found.
         earlier = stored.get("report") if stored and not changed_results(stored.get("config", {}), config) else None
         record["report"] = earlier or inventory.resolve(config.input)
         config = replace(config, input=record["report"])
-    record["input_root"] = inventory.input_root(config.input)
-    _check_report_bucket(config, record["input_root"])
+        report = inventory.read(config.input)  # once: its root, its bucket checked, its listing
+        _check_report_bucket(report)
+    record["input_root"] = report.root if report else inventory.input_root(config.input)
     storage.write_json(layout.run_json, record)
+    if report and report.size > config.list_in_parallel_above * REPORT_BYTES_PER_ROW:
+        return _split_listing(config, layout, report)  # more rows than PlanDetection lists: not read here
     counts = PlanCounts(listed=0, not_images=0, skipped=0)
     entries: list[ImageEntry] = []
     # Held in memory until the listing is known to be small: at most list_in_parallel_above entries
     # (200,000 by default, about 150 MB), so a large input leaves no manifests behind to ignore.
     whole = listing.KeyRange()
-    for entry in listing.images(config, whole, None, counts):
+    for entry in listing.images(config, whole, None, counts, report):
         entries.append(entry)
         if counts["listed"] > config.list_in_parallel_above:
-            return _split_listing(config, layout)
+            return _split_listing(config, layout, report)
     if counts["listed"] > config.list_in_parallel_above:  # the last files listed were no images
-        return _split_listing(config, layout)
+        return _split_listing(config, layout, report)
     # Only now the index of processed images, when the input is known to be listed here: a large
     # incremental input is split instead, and each lister reads its own part of the index.
     if (processed := listing.processed_images(config, whole, record["input_root"])) is not None:
@@ -177,12 +186,12 @@ def _plan_new_run(config: RunConfig, layout: RunLayout, stored: RunRecord | None
     return _planned(config, layout, record, plan, counts, None)
 
 
-def _split_listing(config: RunConfig, layout: RunLayout) -> DetectionPlan:
+def _split_listing(config: RunConfig, layout: RunLayout, report: inventory.Inventory | None) -> DetectionPlan:
     """The first listing round of a large input: its key ranges (``listing.split``), or the data
     files of an S3 Inventory report, one part each."""
     # Each part numbers its own shards after its number ("0003-00000"), so no lister waits for another.
-    if inventory.is_inventory(config.input):
-        files = inventory.read(config.input).files
+    if report is not None:
+        files = report.files
         parts = [_first_round(i, "", None) for i in range(len(files))]
         for part, uri in zip(parts, files, strict=True):
             part["file"], part["after_row"] = uri, 0
