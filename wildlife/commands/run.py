@@ -25,7 +25,8 @@ from wildlife_common.config import changed_results, parse_config
 from wildlife_common.errors import ConfigError, PipelineError
 from wildlife_common.images import IMAGE_EXTENSIONS, is_image
 from wildlife_common.layout import RunLayout
-from wildlife_common.run_folder import committed_detections, read_plan
+from wildlife_common.records import Stage
+from wildlife_common.run_folder import committed_shards
 
 from wildlife import interrupt, version
 from wildlife.errors import UsageError
@@ -303,8 +304,10 @@ def _interrupted(layout: RunLayout, run_id: str, out: str) -> str:
     """What an interrupt says: how far the run got and how to go on (called when Ctrl-C comes)."""
     if not Path(layout.run_json).is_file():
         return f"interrupted before run {run_id} was planned: nothing to resume, start it again"
-    planned = f" of {len(read_plan(layout))}" if Path(layout.plan_json).is_file() else ""
-    done = len(committed_detections(layout))
+    # run.json's shard count and the markers' names: a signal handler reads no plan and no marker.
+    shards = json.loads(Path(layout.run_json).read_text()).get("shards")
+    planned = f" of {shards}" if isinstance(shards, int) else ""
+    done = len(committed_shards(layout, Stage.DETECTION))
     return (
         f"interrupted: {done}{planned} detection shards are committed and kept. "
         f"Resume with: {resume_command(out, run_id)}"

@@ -18,7 +18,7 @@ from wildlife_common.errors import PipelineError
 from wildlife_common.layout import RunLayout
 from wildlife_common.planning import resolve_run
 from wildlife_common.records import ExecutionStatusChange, Failure, Stage
-from wildlife_common.run_folder import committed, now
+from wildlife_common.run_folder import committed_shards, now
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def readable_cause(error: str, cause: str | None) -> str:
 def _missing_shards(layout: RunLayout, stage: Stage) -> list[str]:
     """Shards this execution was to process that did not commit."""
     listed = storage.read_json(layout.shards_json(stage))
-    done = committed(layout, stage)
+    done = committed_shards(layout, stage)
     return [ref["shard"] for ref in listed if ref["shard"] not in done]
 
 

@@ -38,7 +38,14 @@ from wildlife_common.records import (
     ShardList,
     Stage,
 )
-from wildlife_common.run_folder import committed_classifications, committed_detections, load_run, now, read_plan
+from wildlife_common.run_folder import (
+    committed_classifications,
+    committed_detections,
+    committed_shards,
+    load_run,
+    now,
+    read_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +135,7 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
     if stored and stored.get("planned"):
         _check_resume(stored, config)
         plan = read_plan(layout)
-        done = committed_detections(layout)
+        done = committed_shards(layout, Stage.DETECTION)
         pending = [ref for ref in plan if ref["shard"] not in done]
         counts = stored.get("counts") or PlanCounts(listed=0, not_images=0, skipped=0)
         record: RunRecord = {**stored, "config": config.to_dict(), "resumed": [*stored.get("resumed", []), now()]}
