@@ -56,7 +56,7 @@ class ShardJob(Generic[Manifest]):
 
     def committed(self) -> ShardDone | None:
         """The commit marker when this shard is already done (a re-sent job has nothing to do)."""
-        return storage.read_json(self.done_uri) if storage.exists(self.done_uri) else None
+        return storage.read_json_if_exists(self.done_uri)
 
     def read_partials(self, schema: pa.Schema) -> list[pa.Table]:
         """Partial results of earlier attempts, parts 0, 1, 2, … up to the first gap."""

@@ -124,4 +124,5 @@ def test_a_short_list_reads_the_summaries_of_its_runs_only(tmp_path: Path, monke
 
     assert [run.run_id for run in runs] == ["night-28", "night-27"]
     assert sum(uri.endswith("summary.json") for uri in read) == 2
+    assert sum(uri.endswith("run.json") for uri in read) == 28  # each once, ordering and reading alike
     assert list_local_runs(str(tmp_path), limit=0) == []

@@ -146,3 +146,14 @@ def test_local_writes_give_files_the_mode_the_umask_gives_a_plain_open(umask: in
     modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in tmp_path.rglob("*") if p.is_file()}
     # source.parquet is written with a plain open(): the mode every other file must match.
     assert modes == dict.fromkeys(["source.parquet", "bytes.bin", "sub/value.json", "final/detections.parquet"], mode)
+
+
+def test_read_json_if_exists_is_one_request_and_none_for_no_file(s3, tmp_path: Path) -> None:
+    s3.put_object(Bucket="traps", Key="run.json", Body=b'{"run_id": "r"}')
+    calls: list[str] = []
+    storage.s3_client().meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+
+    assert storage.read_json_if_exists("s3://traps/run.json") == {"run_id": "r"}
+    assert storage.read_json_if_exists("s3://traps/nothing.json") is None
+    assert calls == ["GetObject", "GetObject"]  # no HeadObject before each
+    assert storage.read_json_if_exists(str(tmp_path / "nothing.json")) is None

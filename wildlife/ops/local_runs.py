@@ -19,6 +19,7 @@ from typing import Any, cast
 from wildlife_common import storage
 from wildlife_common.layout import RunLayout, runs_folder
 from wildlife_common.records import Failure, RunRecord, Summary
+from wildlife_common.run_folder import planned_images
 
 from wildlife.errors import UsageError
 from wildlife.ops.aws import RunNotFound
@@ -102,10 +103,6 @@ def split_run_folder(path: str) -> tuple[str, str]:
     return out, run_id
 
 
-def _read(uri: str) -> Any | None:
-    return storage.read_json(uri) if storage.exists(uri) else None
-
-
 def _time(text: Any) -> dt.datetime | None:
     """A record's ISO 8601 time (``run_folder.now``), or None when it is missing or unreadable."""
     try:
@@ -124,12 +121,18 @@ def _started(record: RunRecord | dict[str, Any]) -> dt.datetime | None:
     return _time((record.get("resumed") or [record.get("created")])[-1])
 
 
-def read_local_run(out: str, run_id: str) -> LocalRun:
-    """What the run folder's files say: status, times and image counts."""
+def _record(out: str, run_id: str) -> RunRecord:
+    """The run's run.json; empty when it has none yet (stopped before planning began)."""
+    return cast(RunRecord, storage.read_json_if_exists(RunLayout.for_run(out, run_id).run_json) or {})
+
+
+def read_local_run(out: str, run_id: str, record: RunRecord | None = None) -> LocalRun:
+    """What the run folder's files say: status, times and image counts (``record``: its run.json,
+    when the caller has read it)."""
     layout = RunLayout.for_run(out, run_id)
-    record = cast(RunRecord, _read(layout.run_json) or {})  # none yet: stopped before planning began
-    summary = cast(Summary | None, _read(layout.summary_json))
-    failure = cast(Failure | None, _read(layout.failure_json))
+    record = _record(out, run_id) if record is None else record
+    summary = cast(Summary | None, storage.read_json_if_exists(layout.summary_json))
+    failure = cast(Failure | None, storage.read_json_if_exists(layout.failure_json))
     started = _started(record)
     finished = _time(summary.get("finished")) if summary else None
     failed = _time(failure.get("failed")) if failure else None
@@ -148,7 +151,7 @@ def read_local_run(out: str, run_id: str) -> LocalRun:
     if current_summary and summary:
         images, failed_images = summary.get("images"), summary.get("failed_images")
     else:  # the planner's count, once it has listed the input; failures are known only at the end
-        images = record.get("counts", {}).get("images") if record.get("planned") else None
+        images = planned_images(record)
         failed_images = None
     return LocalRun(
         out=out,
@@ -187,13 +190,11 @@ def list_local_runs(out: str, *, limit: int, status: str | None = None) -> list[
         return []
     oldest = dt.datetime.min.replace(tzinfo=dt.UTC)  # a folder whose run.json is missing sorts last
 
-    def newest_first(run_id: str) -> tuple[dt.datetime, str]:
-        return _started(_read(RunLayout.for_run(out, run_id).run_json) or {}) or oldest, run_id
-
-    # Ordered by run.json alone; summaries and failures are read only for the runs listed.
+    # Ordered by run.json alone (each read once); summaries and failures are read only for the runs listed.
+    records = {child.name: _record(out, child.name) for child in folder.iterdir() if child.is_dir()}
     runs: list[LocalRun] = []
-    for run_id in sorted((child.name for child in folder.iterdir() if child.is_dir()), key=newest_first, reverse=True):
-        run = read_local_run(out, run_id)
+    for run_id in sorted(records, key=lambda run_id: (_started(records[run_id]) or oldest, run_id), reverse=True):
+        run = read_local_run(out, run_id, records[run_id])
         if status is None or run.status == status:
             runs.append(run)
             if len(runs) == limit:

@@ -19,6 +19,7 @@ from wildlife_common.config import parse_config
 from wildlife_common.errors import ConfigError
 from wildlife_common.layout import RunLayout
 from wildlife_common.records import MaterializeResult
+from wildlife_common.run_folder import planned_images
 
 from wildlife.ops.aws import Aws, AwsError, RunNotFound, aws_errors, error_code
 from wildlife.ops.stack import Stack
@@ -132,7 +133,7 @@ def recent_executions(aws: Aws, stack: Stack, *, limit: int, status: str | None 
 def read_json(aws: Aws, uri: str) -> Any | None:
     """A JSON file of a run folder in S3, or None when it does not exist (yet)."""
     if not storage.is_s3(uri):
-        return storage.read_json(uri) if storage.exists(uri) else None
+        return storage.read_json_if_exists(uri)
     bucket, key = storage.split_s3(uri)
     with aws_errors(f"reading {uri}"):
         try:
@@ -251,5 +252,4 @@ def run_row(aws: Aws, stack: Stack, execution: Execution) -> RunRow:
     if execution.output and "images" in execution.output:
         return RunRow(execution, execution.output.get("images"), execution.output.get("failed_images"))
     record = read_json(aws, RunLayout(execution.run_uri(stack)).run_json)
-    images = record.get("counts", {}).get("images") if record and record.get("planned") else None
-    return RunRow(execution, images, None)
+    return RunRow(execution, planned_images(record), None)

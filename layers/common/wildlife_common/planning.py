@@ -130,7 +130,7 @@ def plan_detection(raw_config: Any, execution_name: str | None, default_output: 
         log.info("run %s skipped: run %s, also started with skip_if_running, is still running", config.run_id, other)
         return _nothing_planned(config, layout, other)
     _check_models(config)
-    stored: RunRecord | None = storage.read_json(layout.run_json) if storage.exists(layout.run_json) else None
+    stored: RunRecord | None = storage.read_json_if_exists(layout.run_json)
 
     if stored and stored.get("planned"):
         _check_resume(stored, config)

@@ -36,6 +36,11 @@ def input_root(record: RunRecord, config: RunConfig) -> str:
     return record.get("input_root") or inventory.input_root(config.input)
 
 
+def planned_images(record: RunRecord | None) -> int | None:
+    """The images a run planned, once its planning is done (``run.json``); None before."""
+    return record.get("counts", {}).get("images") if record and record.get("planned") else None
+
+
 def read_plan(layout: RunLayout) -> list[DetectionShard]:
     """Every detection shard of the run, in order."""
     return cast(list[DetectionShard], storage.read_json(layout.plan_json))

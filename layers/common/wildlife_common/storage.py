@@ -452,6 +452,14 @@ def read_json_many(uris: Iterable[str]) -> Iterator[Any]:
             yield from pool.map(read_json, pending[start : start + READ_AHEAD])
 
 
+def read_json_if_exists(uri: str) -> Any | None:
+    """Decode a JSON file, or None when there is none: one request, where exists() then read_json() make two."""
+    try:
+        return read_json(uri)
+    except FileNotFoundError:
+        return None
+
+
 def write_json(uri: str, value: Any, *, intermediate: bool = False) -> None:
     """Encode ``value`` as JSON: compact for intermediate files, indented for the files people read.
 
