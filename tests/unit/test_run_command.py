@@ -48,20 +48,23 @@ def test_one_image_file_is_an_input(tmp_path: Path) -> None:
     assert config_for(str(photo), "--out", str(tmp_path))["input"] == str(photo)
 
 
+def downloaded_manifest(folder: Path) -> Path:
+    """An S3 Inventory report's manifest.json, downloaded: its data files and photos stay in S3."""
+    manifest = folder / "manifest.json"
+    report = {
+        "sourceBucket": "traps",
+        "destinationBucket": "arn:aws:s3:::reports",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, ETag",
+        "files": [{"key": "inventory/traps/daily/data/0.csv.gz", "size": 1, "MD5checksum": "0"}],
+    }
+    manifest.write_text(json.dumps(report))
+    return manifest
+
+
 def test_an_s3_inventory_manifest_is_an_input(tmp_path: Path) -> None:
     # A report's manifest.json, downloaded or in S3: its data files and photos stay in S3.
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "sourceBucket": "traps",
-                "destinationBucket": "arn:aws:s3:::reports",
-                "fileFormat": "CSV",
-                "fileSchema": "Bucket, Key, Size, ETag",
-                "files": [{"key": "inventory/traps/daily/data/0.csv.gz", "size": 1, "MD5checksum": "0"}],
-            }
-        )
-    )
+    manifest = downloaded_manifest(tmp_path)
     assert config_for(str(manifest), "--out", str(tmp_path))["input"] == str(manifest)
 
 
@@ -223,3 +226,19 @@ def test_with_s3_models_ultralytics_is_imported_before_the_engine_routes_library
         "loading torch and ultralytics...",
         "loading the models (detector.pt) with torch...",
     ]
+
+
+def test_a_report_is_found_and_read_once_for_the_input_check_and_the_buckets(tmp_path: Path, monkeypatch) -> None:
+    from wildlife_common import inventory
+
+    from wildlife.commands import run
+
+    manifest = downloaded_manifest(tmp_path)
+    reads: list[str] = []
+    read = inventory.read
+    monkeypatch.setattr(inventory, "read", lambda uri: reads.append(uri) or read(uri))
+
+    run._check_input(str(manifest))
+    buckets = run._s3_buckets({"input": str(manifest), "detector": "/m/detector.pt"})
+
+    assert buckets == {"traps", "reports"} and reads == [str(manifest)]

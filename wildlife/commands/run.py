@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -120,13 +121,20 @@ def _absolute(value: str) -> str:
     return value if storage.is_s3(value) else str(Path(value).expanduser().resolve())
 
 
+@functools.cache
+def _report(uri: str) -> inventory.Inventory:
+    """The report an input names, found (its newest, for ``*``) and read once: the input check and the
+    real-S3 buckets both need it, and two lookups could even find two reports."""
+    return inventory.read(inventory.resolve(uri))
+
+
 def _check_input(uri: str) -> None:
     """A missing folder, one without images or a file that is no image is the user's mistake: say so
     before starting anything. One image file is an input of one photo (the planner lists just it);
     an S3 Inventory report's manifest.json is checked as the planner reads it."""
     if inventory.is_inventory(uri):
         try:
-            inventory.read(inventory.resolve(uri))
+            _report(uri)
         except PipelineError as error:
             raise UsageError(str(error)) from error
         return
@@ -295,7 +303,7 @@ def _s3_buckets(config: dict[str, Any]) -> set[str]:
     uris = [config.get(key) for key in ("input", "detector", "classifier", "classifier_labels")]
     if isinstance(config.get("input"), str) and inventory.is_inventory(config["input"]):
         # Its photos' bucket, and the one its data files are in.
-        report = inventory.read(inventory.resolve(config["input"]))
+        report = _report(config["input"])
         uris += [report.root, *report.files]
     return {storage.split_s3(uri)[0] for uri in uris if isinstance(uri, str) and storage.is_s3(uri)}
 

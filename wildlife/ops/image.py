@@ -38,10 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 from wildlife_common.errors import PipelineError
 
 from wildlife import version
-from wildlife.ops.aws import Aws, AwsError, aws_errors, error_code
+from wildlife.ops.aws import Aws, aws_errors, error_code
 from wildlife.ops.stack import Stack
 from wildlife.paths import checkout_root
 
@@ -131,22 +132,22 @@ def pushed_already(aws: Aws, repository_uri: str, tag: str, *, emit: Callable[[s
     A role that may push but not DescribeImages gets False (with a warning): the build and push then
     go on as they did before this check, and an immutable tag pushed twice fails in docker push.
     """
-    from botocore.exceptions import ClientError
-
     registry, repository = repository_uri.split("/", 1)
-    try:
-        with aws_errors(f"looking for {repository}:{tag} in ECR"):
+    doing = f"looking for {repository}:{tag} in ECR"
+    with aws_errors(doing):
+        try:
             aws.client("ecr").describe_images(
                 registryId=registry.split(".", 1)[0], repositoryName=repository, imageIds=[{"imageTag": tag}]
             )
-    except AwsError as error:
-        code = error_code(error.__cause__) if isinstance(error.__cause__, ClientError) else ""
-        if code == "ImageNotFoundException":
+        except botocore.exceptions.ClientError as error:
+            code = error_code(error)
+            if code == "ImageNotFoundException":
+                return False
+            if code not in ("AccessDeniedException", "AccessDenied"):
+                raise
+            message = error.response.get("Error", {}).get("Message", "")
+            emit(f"warning: {doing}: {code}: {message}; building and pushing without checking whether {tag} is there")
             return False
-        if code in ("AccessDeniedException", "AccessDenied"):
-            emit(f"warning: {error}; building and pushing without checking whether {tag} is there")
-            return False
-        raise
     return True
 
 
@@ -160,8 +161,7 @@ def use_image_tag(aws: Aws, stack: Stack, tag: str, *, emit: Callable[[str], Non
     with aws_errors(f"reading stack {stack.name}"):
         [described] = cloudformation.describe_stacks(StackName=stack.name)["Stacks"]
     values = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
-    names = list(values)
-    if IMAGE_TAG_PARAMETER not in names:
+    if IMAGE_TAG_PARAMETER not in values:
         raise PipelineError(f"stack {stack.name} has no {IMAGE_TAG_PARAMETER} parameter: deploy the current template")
     status = described.get("StackStatus", "")
     if values[IMAGE_TAG_PARAMETER] == tag and status.endswith("_COMPLETE") and "ROLLBACK" not in status:
@@ -173,7 +173,7 @@ def use_image_tag(aws: Aws, stack: Stack, tag: str, *, emit: Callable[[str], Non
         {"ParameterKey": name, "ParameterValue": tag}
         if name == IMAGE_TAG_PARAMETER
         else {"ParameterKey": name, "UsePreviousValue": True}
-        for name in names
+        for name in values
     ]
     emit(_update_line(stack, tag))
     with aws_errors(f"updating stack {stack.name}"):
