@@ -17,7 +17,6 @@ import gzip
 import io
 import json
 import math
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,15 +31,16 @@ from bench.scale import (
     DETECTOR_KEY,
     LAMBDA_LIMIT_S,
     PIPELINE,
-    ROOT,
     RUN_ID,
     FakeS3,
     _network_s,
     _peak_rss_mb,
+    _subprocess,
     answered,
     etag,
     key,
     measured,
+    size,
 )
 
 REPORTS = "reports"
@@ -59,7 +59,7 @@ def data_file(rows: int, file_format: str) -> bytes:
     """A report's data file of ``rows`` current objects, as S3 writes it (columns of a report with
     Size, LastModifiedDate and ETag)."""
     keys = [key(i) for i in range(rows)]
-    sizes = [1_500_000 + i * 7919 % 700_000 for i in range(rows)]
+    sizes = [size(i) for i in range(rows)]
     etags = [etag(i) for i in range(rows)]
     if file_format == "CSV":
         text = io.StringIO()
@@ -169,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             data = Path(work, f"data.{file_format.lower()}")
             data.write_bytes(data_file(args.rows, file_format))  # built here, outside the measured process
             case = ["--case", file_format, "--rows", str(args.rows), "--data", str(data)]
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.inventory", *case], check=True, capture_output=True, text=True, cwd=ROOT
-            )
-            figures.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            figures.append(_subprocess(case, "bench.inventory"))
             print(f"inventory {line(figures[-1])}", flush=True)
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1) + "\n")

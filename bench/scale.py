@@ -791,11 +791,9 @@ def materialize_case(run_uri: str) -> dict[str, Any]:
     }
 
 
-def _subprocess(args: list[str]) -> dict[str, Any]:
+def _subprocess(args: list[str], module: str = "bench.scale") -> dict[str, Any]:
     """Run one case in a fresh interpreter, so its peak RSS is its own; its figures come back as JSON."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.scale", *args], check=True, capture_output=True, text=True, cwd=ROOT
-    )
+    out = subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

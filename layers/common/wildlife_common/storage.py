@@ -67,6 +67,8 @@ _UNAVAILABLE_CODES = frozenset(
         "KMS.DependencyTimeoutException",
     }
 )
+# No such object: GetObject says NoSuchKey, HeadObject (no body to say it in) 404 or NotFound.
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
 
 # Tag that the bucket's lifecycle rule expires: shard lists, per-shard results, markers and crops
@@ -230,7 +232,7 @@ def _object_info(uri: str) -> FileInfo | None:
     try:
         head = s3_client().head_object(Bucket=bucket, Key=key)
     except (ClientError, BotoCoreError) as error:
-        if _code(error) in ("404", "NoSuchKey", "NotFound"):
+        if _code(error) in _MISSING_CODES:
             return None
         raise translate(error, "checking", uri) from error
     return FileInfo(uri, head["ContentLength"], head["ETag"].strip('"'))
@@ -348,7 +350,7 @@ def _read_s3(uri: str) -> bytes:
     try:
         return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     except (ClientError, BotoCoreError) as error:
-        if _code(error) in ("NoSuchKey", "404"):
+        if _code(error) in _MISSING_CODES:
             raise FileNotFoundError(uri) from error
         raise translate(error, "reading", uri) from error
 
