@@ -59,11 +59,7 @@ class RunLayout:
 
     def part_listed(self, part: int, round_: int) -> str:
         """What one range's lister found in one round (``records.PartListed``)."""
-        return join(self.listing_parts_folder, f"{part:04d}.r{round_:02d}.json")
-
-    @property
-    def listing_parts_folder(self) -> str:
-        return join(self.run_uri, Stage.DETECTION, "listing", "parts") + "/"
+        return join(self.run_uri, Stage.DETECTION, "listing", "parts", f"{part:04d}.r{round_:02d}.json")
 
     def shards_json(self, stage: Stage) -> str:
         """The list of shards this execution processes (the Map's ItemReader reads it)."""
